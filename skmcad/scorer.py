@@ -1,0 +1,70 @@
+"""Stage 2: the anomaly distance detector that turns per-scale deviation maps into a score."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_SOFTPLUS_ZERO = float(F.softplus(torch.zeros(())))
+
+
+class DeviationScorer(nn.Module):
+    """Weighted, pooled per-scale deviation: ``score = sum_s w_s * pool_s(z_s) + b``.
+
+    ``z_s`` is the deviation map of scale ``s`` standardised with statistics of held-out
+    normal data, so scales are comparable. ``pool_s`` is a learned convex mix of the
+    map's mean, the mean of its top ``top_fraction`` positions, and its maximum;
+    ``w_s > 0``. The score is monotone in every deviation, so training against synthetic
+    negatives can re-weight scales and pooling but never invert the memory's signal.
+    At initialisation (and with ``stage2_epochs=0``) it is the plain mean of the three
+    pooled values over scales.
+
+    Parameters
+    ----------
+    n_scales : int
+    top_fraction : float
+    """
+
+    def __init__(self, n_scales, top_fraction=0.1):
+        super().__init__()
+        self.top_fraction = top_fraction
+        self.scale_logits = nn.Parameter(torch.zeros(n_scales))
+        self.pool_logits = nn.Parameter(torch.zeros(n_scales, 3))
+        self.bias = nn.Parameter(torch.zeros(()))
+        self.register_buffer("map_mean", torch.zeros(n_scales))
+        self.register_buffer("map_std", torch.ones(n_scales))
+
+    def set_statistics(self, means, stds):
+        """Store the per-scale mean and standard deviation of held-out normal deviations."""
+        self.map_mean.copy_(torch.as_tensor(means, dtype=self.map_mean.dtype))
+        self.map_std.copy_(torch.as_tensor(stds, dtype=self.map_std.dtype).clamp_min(1e-6))
+
+    @property
+    def scale_weights(self):
+        return F.softplus(self.scale_logits) / _SOFTPLUS_ZERO  # (S,), 1 at initialisation
+
+    def standardise(self, maps):
+        """List of (B, H_s, W_s) deviation maps -> list of standardised maps."""
+        return [(d - m) / s for d, m, s in zip(maps, self.map_mean, self.map_std)]
+
+    def pooled(self, maps):
+        """(B, S): the pooled standardised deviation of each scale."""
+        columns = []
+        for z, logits in zip(self.standardise(maps), self.pool_logits):
+            flat = z.flatten(1)  # (B, H*W)
+            k = max(1, int(round(self.top_fraction * flat.shape[1])))
+            stats = torch.stack(
+                [flat.mean(1), flat.topk(k, dim=1).values.mean(1), flat.amax(1)], dim=1
+            )  # (B, 3)
+            columns.append((stats * logits.softmax(0)).sum(1))  # (B,)
+        return torch.stack(columns, dim=1)
+
+    def forward(self, maps):
+        return (self.pooled(maps) * self.scale_weights).sum(1) / len(maps) + self.bias  # (B,)
+
+    def anomaly_maps(self, maps, size):
+        """Weighted sum of the standardised maps, each upsampled to ``size`` = (H, W)."""
+        total = 0.0
+        for z, weight in zip(self.standardise(maps), self.scale_weights):
+            z = F.interpolate(z[:, None], size=size, mode="bilinear", align_corners=False)
+            total = total + weight * z[:, 0]
+        return total / len(maps)  # (B, H, W)

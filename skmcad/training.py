@@ -1,0 +1,214 @@
+"""The two training stages, split into small steps.
+
+Data arrive as one standardised float32 tensor on the training device; mini-batches are
+index slices of it, so nothing moves between host and device inside the loops.
+"""
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .augmentations import augment_images, augment_rows, synthetic_anomalies
+from .losses import memory_consistency, memory_regularizer, nt_xent
+from .memory import HopfieldMemory, MeanMemory
+
+# The scorer is a handful of parameters on pooled, standardised deviations: a large fixed
+# step size trains it in a few epochs whatever the learning rate of stage 1.
+SCORER_LEARNING_RATE = 0.05
+
+
+@dataclass
+class StageConfig:
+    """What one training stage needs besides the modules and the data."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    temperature: float = 0.2
+    consistency_weight: float = 1.0
+    regularizer_weight: float = 0.1
+    weight_decay: float = 1e-4
+    verbose: int = 0
+
+
+def minibatches(n, batch_size, generator):
+    """Random index batches over ``n`` samples; a last batch of one sample is dropped
+    (batch norm and the contrastive loss need two)."""
+    order = torch.randperm(n, generator=generator, device=generator.device)
+    for start in range(0, n, batch_size):
+        index = order[start:start + batch_size]
+        if len(index) >= 2:
+            yield index
+
+
+def augment(x, generator):
+    """Stage-1 view of a batch: image or tabular augmentation by the batch's rank."""
+    return augment_rows(x, generator) if x.ndim == 2 else augment_images(x, generator)
+
+
+def autocast(device):
+    """bfloat16 autocast on CUDA; plain float32 elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+class EpochProgress:
+    """Reports per-epoch losses: ``verbose=1`` a progress bar, ``verbose=2`` one line each."""
+
+    def __init__(self, epochs, verbose, stage):
+        self.verbose, self.stage = verbose, stage
+        self.bar = tqdm(total=epochs, desc=stage, leave=False) if verbose == 1 else None
+
+    def report(self, epoch, loss):
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{loss:.4f}")
+            self.bar.update()
+        elif self.verbose >= 2:
+            print(f"[{self.stage}] epoch {epoch + 1}: loss {loss:.4f}", flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def initialize_memories(network, X, generator, batch_size):
+    """Seed each memory with features of a random batch of the training data."""
+    index = torch.randperm(len(X), generator=generator, device=generator.device)[:batch_size]
+    with torch.no_grad():
+        features = network.features(X[index])
+    for memory, f in zip(network.memories, features):
+        memory.initialize_from(f.float(), generator)
+
+
+def stage1_loss(network, x1, x2, config):
+    """Memory-augmented contrast, summed over scales.
+
+    View 1 is read through the memory, view 2 is used raw; NT-Xent pulls the pair's
+    projections together. The consistency term pulls features and reads together, the
+    regulariser keeps prototypes spread and used.
+    """
+    n = len(x1)
+    features = network.features(torch.cat([x1, x2]))  # both views in one pass
+    loss = 0.0
+    for f, memory, head in zip(features, network.memories, network.heads):
+        f1, f2 = f[:n], f[n:]
+        if not isinstance(memory, HopfieldMemory):  # no-memory ablation: plain SimCLR
+            loss = loss + nt_xent(head(f1), head(f2), config.temperature)
+            continue
+        retrieved, attention = memory(f1)
+        loss = loss + nt_xent(head(retrieved), head(f2), config.temperature)
+        loss = loss + config.consistency_weight * memory_consistency(f1, retrieved)
+        loss = loss + config.regularizer_weight * memory_regularizer(memory.prototypes, attention)
+    return loss / len(features)
+
+
+def train_stage1(network, X, config, generator):
+    """Learn encoder, memories and heads jointly; returns the mean loss of each epoch."""
+    device = X.device
+    initialize_memories(network, X, generator, config.batch_size)
+    params = [p for p in network.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    steps = config.epochs * max(1, -(-len(X) // config.batch_size))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, config.learning_rate, total_steps=steps + 1, pct_start=0.1)
+    network.train()
+    history, progress = [], EpochProgress(config.epochs, config.verbose, "stage 1")
+    try:
+        for epoch in range(config.epochs):
+            losses = []
+            for index in minibatches(len(X), config.batch_size, generator):
+                x = X[index]
+                with autocast(device):
+                    loss = stage1_loss(network, augment(x, generator), augment(x, generator),
+                                       config)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                losses.append(loss.detach())
+            history.append(_epoch_mean(losses))
+            progress.report(epoch, history[-1])
+    finally:
+        progress.close()
+    network.eval()
+    return history
+
+
+def _epoch_mean(losses):
+    # one host sync per epoch, not per step
+    return float(torch.stack(losses).float().mean()) if losses else float("nan")
+
+
+def finalize_memories(network, X, batch_size):
+    """The no-memory ablation's centre is the mean training feature, set after stage 1."""
+    if not isinstance(network.memories[0], MeanMemory):
+        return
+    network.eval()
+    sums = None
+    with torch.no_grad():
+        for start in range(0, len(X), batch_size):
+            features = network.features(X[start:start + batch_size])
+            batch_sums = [f.float().sum(dim=(0, 2, 3)) / (f.shape[2] * f.shape[3]) for f in features]
+            sums = batch_sums if sums is None else [a + b for a, b in zip(sums, batch_sums)]
+    for memory, total in zip(network.memories, sums):
+        memory.center.copy_(total / len(X))
+
+
+@torch.no_grad()
+def deviation_maps(network, x):
+    """Frozen stage-1 deviation maps of a batch, in float32."""
+    with autocast(x.device):
+        maps = network.deviation_maps(x)
+    return [d.float() for d in maps]
+
+
+def deviation_statistics(network, X, batch_size):
+    """Per-scale mean and standard deviation of deviation values over all positions."""
+    totals = None
+    for start in range(0, len(X), batch_size):
+        maps = deviation_maps(network, X[start:start + batch_size])
+        batch = [(d.sum(), d.pow(2).sum(), d.numel()) for d in maps]
+        totals = batch if totals is None else [
+            (a + x, b + y, c + z) for (a, b, c), (x, y, z) in zip(totals, batch)]
+    means, stds = [], []
+    for total, total_sq, count in totals:
+        mean = float(total) / count
+        means.append(mean)
+        stds.append(np.sqrt(max(float(total_sq) / count - mean ** 2, 0.0)))
+    return means, stds
+
+
+def stage2_loss(network, scorer, x, generator):
+    """Logistic loss of the scorer: normal batch -> 0, its synthetic anomalies -> 1."""
+    negatives = synthetic_anomalies(x, generator)
+    maps = deviation_maps(network, torch.cat([x, negatives]))
+    logits = scorer(maps)  # (2B,)
+    targets = torch.cat([torch.zeros(len(x)), torch.ones(len(negatives))]).to(logits)
+    return F.binary_cross_entropy_with_logits(logits, targets)
+
+
+def train_stage2(network, scorer, X, config, generator):
+    """Fit the scorer on frozen deviation maps; returns the mean loss of each epoch."""
+    network.eval()
+    optimizer = torch.optim.Adam(scorer.parameters(), lr=SCORER_LEARNING_RATE)
+    history, progress = [], EpochProgress(config.epochs, config.verbose, "stage 2")
+    try:
+        for epoch in range(config.epochs):
+            losses = []
+            for index in minibatches(len(X), config.batch_size, generator):
+                loss = stage2_loss(network, scorer, X[index], generator)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.detach())
+            history.append(_epoch_mean(losses))
+            progress.report(epoch, history[-1])
+    finally:
+        progress.close()
+    return history

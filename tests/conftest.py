@@ -1,0 +1,19 @@
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+# A configuration small enough for the whole suite to run in minutes on 2 cores.
+TINY = dict(memory_size=8, n_scales=2, width=4, stage1_epochs=2, stage2_epochs=1,
+            batch_size=32, random_state=0)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """Digits as (n, 8, 8) float32 images in [0, 1] and their labels."""
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0).reshape(-1, 8, 8).astype(np.float32), y
+
+
+@pytest.fixture
+def tiny_params():
+    return dict(TINY)

@@ -1,0 +1,55 @@
+import math
+
+import pytest
+import torch
+
+from skmcad.losses import memory_consistency, memory_regularizer, nt_xent
+
+
+def naive_nt_xent(z1, z2, temperature):
+    """NT-Xent written from the SimCLR paper, one anchor at a time."""
+    z = torch.cat([z1, z2])
+    n = len(z1)
+    total = 0.0
+    for i in range(2 * n):
+        positive = (i + n) % (2 * n)
+        def sim(a, b):
+            return float(torch.dot(z[a], z[b]) / (z[a].norm() * z[b].norm())) / temperature
+        denominator = sum(math.exp(sim(i, k)) for k in range(2 * n) if k != i)
+        total += -math.log(math.exp(sim(i, positive)) / denominator)
+    return total / (2 * n)
+
+
+@pytest.mark.parametrize("n, dim, temperature", [(2, 3, 0.5), (5, 8, 0.2), (16, 4, 1.0)])
+def test_nt_xent_matches_naive_loop(n, dim, temperature):
+    generator = torch.Generator().manual_seed(n)
+    z1 = torch.randn(n, dim, generator=generator, dtype=torch.float64)
+    z2 = torch.randn(n, dim, generator=generator, dtype=torch.float64)
+    expected = naive_nt_xent(z1, z2, temperature)
+    assert float(nt_xent(z1, z2, temperature)) == pytest.approx(expected, rel=1e-9)
+
+
+def test_nt_xent_is_symmetric_and_lower_for_aligned_views():
+    generator = torch.Generator().manual_seed(0)
+    z1 = torch.randn(8, 16, generator=generator)
+    z2 = torch.randn(8, 16, generator=generator)
+    assert float(nt_xent(z1, z2, 0.2)) == pytest.approx(float(nt_xent(z2, z1, 0.2)), rel=1e-6)
+    assert float(nt_xent(z1, z1 + 0.01 * z2, 0.2)) < float(nt_xent(z1, z2, 0.2))
+
+
+def test_memory_consistency_is_zero_for_identical_and_two_for_opposite_features():
+    f = torch.randn(2, 4, 3, 3)
+    assert float(memory_consistency(f, f)) == pytest.approx(0.0, abs=1e-6)
+    assert float(memory_consistency(f, -f)) == pytest.approx(2.0, abs=1e-6)
+
+
+def test_memory_regularizer_penalises_collapse_and_unused_prototypes():
+    k = 4
+    spread = torch.eye(k)  # orthogonal prototypes
+    collapsed = torch.ones(k, k)  # identical prototypes
+    uniform = torch.full((10, k), 1.0 / k)
+    one_used = torch.zeros(10, k)
+    one_used[:, 0] = 1.0
+    assert float(memory_regularizer(spread, uniform)) == pytest.approx(0.0, abs=1e-6)
+    assert float(memory_regularizer(collapsed, uniform)) == pytest.approx(1.0, abs=1e-6)
+    assert float(memory_regularizer(spread, one_used)) == pytest.approx(math.log(k), abs=1e-4)
