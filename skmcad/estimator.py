@@ -11,13 +11,13 @@ from pyod.models.base import BaseDetector
 from sklearn.base import _fit_context
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .inputs import Standardizer, check_same_layout, infer_layout, iter_batches
 from .networks import build_network
 from .scorer import DeviationScorer
 from .training import (StageConfig, deviation_maps, deviation_statistics, finalize_memories,
-                       train_stage1, train_stage2)
+                       frozen_outputs, train_stage1, train_stage2)
 
 MIN_SAMPLES = 4
 
@@ -62,10 +62,17 @@ class MCADDetector(BaseDetector):
         Weight of the prototype spread and usage regulariser.
     use_memory : bool, default=True
         False is the no-memory ablation: deviations from the mean normal feature.
+    distance : {"auto", "cosine", "euclidean"}, default="auto"
+        How features are compared with their memory reads: "cosine" (directions; the choice
+        for images) or "euclidean" (magnitudes too; the choice for tabular rows, whose
+        anomalies are often values out of range). "auto" picks by input kind.
     image_shape : tuple of int or None, default=None
         ``(H, W)`` or ``(H, W, C)``: read 2-D input rows as flattened channels-last images.
     setting : {"one-class", "unbalanced"}, default="one-class"
-        "one-class" ignores ``y`` (as PyOD does).
+        "one-class" ignores ``y`` (as PyOD does). "unbalanced" needs ``fit(X, y)`` with
+        ``y == 1`` marking a few known anomalies: they are extra negatives of the
+        contrastive stage, the memory learns not to reconstruct them, and they train a
+        discriminative head of the stage-2 scorer beside the synthetic anomalies.
     contamination : float in (0, 0.5], default=0.1
         Expected proportion of anomalies in the training data; sets ``threshold_``.
     device : str, default="auto"
@@ -127,6 +134,7 @@ class MCADDetector(BaseDetector):
         "consistency_weight": [Interval(Real, 0, None, closed="left")],
         "regularizer_weight": [Interval(Real, 0, None, closed="left")],
         "use_memory": ["boolean"],
+        "distance": [StrOptions({"auto", "cosine", "euclidean"})],
         "image_shape": [None, tuple, list],
         "setting": [StrOptions({"one-class", "unbalanced"})],
         "contamination": [Interval(Real, 0, 0.5, closed="right")],
@@ -138,7 +146,7 @@ class MCADDetector(BaseDetector):
     def __init__(self, memory_size=64, n_scales=3, backbone="auto", width=16, input_size=None,
                  temperature=0.2, memory_temperature=0.1, stage1_epochs=50, stage2_epochs=10,
                  batch_size=128, learning_rate=1e-3, consistency_weight=1.0,
-                 regularizer_weight=0.1, use_memory=True, image_shape=None,
+                 regularizer_weight=0.1, use_memory=True, distance="auto", image_shape=None,
                  setting="one-class", contamination=0.1, device="auto", random_state=None,
                  verbose=0):
         self.memory_size = memory_size
@@ -155,6 +163,7 @@ class MCADDetector(BaseDetector):
         self.consistency_weight = consistency_weight
         self.regularizer_weight = regularizer_weight
         self.use_memory = use_memory
+        self.distance = distance
         self.image_shape = image_shape
         self.setting = setting
         self.contamination = contamination
@@ -168,7 +177,9 @@ class MCADDetector(BaseDetector):
         Parameters
         ----------
         X : array-like of shape (n, d), (n, H, W), (n, H, W, C) or (n, C, H, W)
-        y : ignored in the one-class setting
+        y : array-like of shape (n,), optional
+            Ignored in the one-class setting; in the unbalanced setting 1 marks the labelled
+            anomalies and 0 the normal samples.
 
         Returns
         -------
@@ -185,30 +196,32 @@ class MCADDetector(BaseDetector):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def _fit(self, X, y):
-        if self.setting != "one-class":
-            raise NotImplementedError('setting="unbalanced" is not available yet.')
+        _check_image_shape(self.image_shape)
         X = self._validate_input(X, reset=True)
+        labels = self._check_labels(y, len(X))
         layout = infer_layout(X, self.image_shape)
-        if len(X) < MIN_SAMPLES:
-            raise ValueError(f"MCADDetector needs at least {MIN_SAMPLES} samples to fit; "
-                             f"got n_samples = {len(X)}.")
         device = _resolve_device(self.device)
         seed = _draw_seed(self.random_state)
-        standardizer = Standardizer.from_batches(iter_batches(X, layout, 1024))
+        normal_rows = np.flatnonzero(labels == 0)
+        standardizer = Standardizer.from_batches(iter_batches(X[normal_rows], layout, 1024))
         # Tabular networks are tiny: float64 makes each row's score independent of the batch
         # it is scored in, to the last digit.
         dtype = torch.float64 if layout.kind == "tabular" else torch.float32
         data = self._to_tensor(X, layout, standardizer, device, dtype)
-        network, scorer = self._build_modules(layout, seed, device, dtype)
+        normals = data[torch.from_numpy(normal_rows).to(device)]
+        anomalies = None
+        if labels.any():
+            anomalies = data[torch.from_numpy(np.flatnonzero(labels == 1)).to(device)]
+        network, scorer = self._build_modules(layout, standardizer, seed, device, dtype)
         generator = torch.Generator(device=device).manual_seed(seed)
-        train, holdout = _holdout_split(len(data), generator)
-        history1 = train_stage1(network, data[train], self._stage_config(self.stage1_epochs),
-                                generator)
-        finalize_memories(network, data[train], self.batch_size)
+        train, holdout = _holdout_split(len(normals), generator)
+        history1 = train_stage1(network, normals[train], self._stage_config(self.stage1_epochs),
+                                generator, anomalies)
+        finalize_memories(network, normals[train], self.batch_size)
         network.requires_grad_(False)
-        scorer.set_statistics(*deviation_statistics(network, data[holdout], self.batch_size))
-        history2 = train_stage2(network, scorer, data[train],
-                                self._stage_config(self.stage2_epochs), generator)
+        scorer.set_statistics(*deviation_statistics(network, normals[holdout], self.batch_size))
+        history2 = train_stage2(network, scorer, normals[train],
+                                self._stage_config(self.stage2_epochs), generator, anomalies)
         scorer.requires_grad_(False).eval()
 
         self.layout_, self.standardizer_, self.device_ = layout, standardizer, device
@@ -216,8 +229,26 @@ class MCADDetector(BaseDetector):
         self.network_, self.scorer_ = network, scorer
         self.history_ = {"stage1": history1, "stage2": history2}
         self.decision_scores_ = self._score_tensor(data)
+        if not np.isfinite(self.decision_scores_).all():  # fit() then restores the estimator
+            raise ValueError(
+                f"Training diverged: the training scores are not finite (mean loss per epoch: "
+                f"{self.history_}). Lower learning_rate (now {self.learning_rate}).")
         self._process_decision_scores()
         return self
+
+    def _check_labels(self, y, n_samples):
+        """0/1 labels of the training samples: all 0 in the one-class setting (``y`` is
+        ignored, as in PyOD, so that labels passed for scoring never leak into training)."""
+        if self.setting == "one-class":
+            labels = np.zeros(n_samples, dtype=np.int64)
+        else:
+            labels = _unbalanced_labels(y, n_samples)
+        n_normal = int((labels == 0).sum())
+        if n_normal < MIN_SAMPLES:
+            what = "samples" if self.setting == "one-class" else "normal samples (y == 0)"
+            raise ValueError(f"MCADDetector needs at least {MIN_SAMPLES} {what} to fit; "
+                             f"got n_samples = {n_normal}.")
+        return labels
 
     def decision_function(self, X):
         """Anomaly scores, higher = more anomalous, computed batch by batch.
@@ -232,9 +263,13 @@ class MCADDetector(BaseDetector):
         """
         check_is_fitted(self)
         X = self._validate_input(X, reset=False)
-        scores = [self._score_batch(self._standardised(batch))
-                  for batch in iter_batches(X, self.layout_, self.batch_size)]
-        return np.concatenate(scores)
+        # Filled in place: a list of per-batch arrays interleaves small long-lived blocks with
+        # each batch's large short-lived ones, and the heap then grows with n (fragmentation).
+        scores, start = np.empty(len(X)), 0
+        for batch in iter_batches(X, self.layout_, self.batch_size):
+            scores[start:start + len(batch)] = self._score_batch(self._standardised(batch))
+            start += len(batch)
+        return _check_finite_output(scores, "scores")
 
     def anomaly_map(self, X):
         """Per-pixel anomaly maps of images: the per-scale standardised deviation maps,
@@ -253,7 +288,7 @@ class MCADDetector(BaseDetector):
         for batch in iter_batches(X, self.layout_, self.batch_size):
             x = self._standardised(batch)
             maps.append(self.scorer_.anomaly_maps(deviation_maps(self.network_, x), size))
-        return torch.cat(maps).double().cpu().numpy()
+        return _check_finite_output(torch.cat(maps).double().cpu().numpy(), "maps")
 
     # -- steps of fit and scoring ---------------------------------------------------------
 
@@ -269,15 +304,34 @@ class MCADDetector(BaseDetector):
             if reset:
                 self.n_features_in_ = int(np.prod(X.shape[1:]))
                 self.__dict__.pop("feature_names_in_", None)
+        # Shapes no layout can take, and shapes other than at fit, get a ValueError naming
+        # them before any torch code sees them.
+        if X.ndim > 1 and 0 in X.shape[1:]:
+            raise ValueError(f"X has an empty sample dimension: shape {X.shape}; every sample "
+                             f"needs at least one value along each axis.")
+        if reset and X.ndim > 2 and self.image_shape is not None:
+            _check_image_shape_matches(self.image_shape, X)
         if not reset:
+            fitted = self.layout_.sample_shape
+            if X.shape[1:] != fitted and not (X.ndim == 2 and len(fitted) == 1):
+                raise ValueError(
+                    f"X holds samples of shape {X.shape[1:]} ({X.ndim}-D input), but "
+                    f"MCADDetector was fitted on samples of shape {fitted} "
+                    f"({len(fitted) + 1}-D input).")
             check_same_layout(self.layout_, X)
         return X
 
     def _to_tensor(self, X, layout, standardizer, device, dtype):
-        batches = [standardizer.transform(b) for b in iter_batches(X, layout, 1024)]
-        return torch.from_numpy(np.concatenate(batches)).to(device, dtype)
+        """The standardised training set as one tensor on ``device``, filled batch by batch
+        (one copy of the data at a time, whatever the input's dtype)."""
+        shape = (len(X),) + ((layout.n_features,) if layout.kind == "tabular"
+                             else layout.image_size)
+        data = torch.empty(shape, dtype=dtype, device=device)
+        for start, batch in zip(range(0, len(X), 1024), iter_batches(X, layout, 1024)):
+            data[start:start + len(batch)] = torch.from_numpy(standardizer.transform(batch))
+        return data
 
-    def _build_modules(self, layout, seed, device, dtype):
+    def _build_modules(self, layout, standardizer, seed, device, dtype):
         # Module constructors draw from torch's global generator: fork it, so the
         # caller's random state is restored afterwards.
         cuda = [device.index or 0] if device.type == "cuda" else []
@@ -285,8 +339,12 @@ class MCADDetector(BaseDetector):
             torch.manual_seed(seed)
             network = build_network(layout, self.backbone, self.width, self.n_scales,
                                     self.memory_size, 1.0 / self.memory_temperature,
-                                    self.use_memory, self.input_size)
-            scorer = DeviationScorer(self.n_scales)
+                                    self.use_memory, self.input_size,
+                                    (standardizer.mean, standardizer.std), self.distance)
+            # labelled anomalies train a discriminative head beside the deviation score
+            hybrid = self.setting == "unbalanced"
+            scorer = DeviationScorer(self.n_scales,
+                                     descriptor_dim=network.descriptor_dim if hybrid else None)
         return network.to(device, dtype), scorer.to(device, dtype)
 
     def _stage_config(self, epochs):
@@ -300,16 +358,20 @@ class MCADDetector(BaseDetector):
         return torch.from_numpy(self.standardizer_.transform(batch)).to(self.device_, dtype)
 
     def _score_batch(self, x):
-        return self.scorer_(deviation_maps(self.network_, x)).double().cpu().numpy()
+        return self.scorer_(*frozen_outputs(self.network_, x)).double().cpu().numpy()
 
     def _score_tensor(self, data):
-        return np.concatenate([self._score_batch(data[start:start + self.batch_size])
-                               for start in range(0, len(data), self.batch_size)])
+        scores = np.empty(len(data))
+        for start in range(0, len(data), self.batch_size):
+            batch = data[start:start + self.batch_size]
+            scores[start:start + len(batch)] = self._score_batch(batch)
+        return scores
 
     # -- persistence ----------------------------------------------------------------------
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # a copy: object.__getstate__ returns the live __dict__, whose modules must stay put
+        state = dict(super().__getstate__())
         for name in ("network_", "scorer_"):
             if name in state and _module_device(state[name]).type != "cpu":
                 state[name] = copy.deepcopy(state[name]).cpu()
@@ -332,19 +394,153 @@ class MCADDetector(BaseDetector):
         tags.non_deterministic = False
         return tags
 
+    # -- save / load -----------------------------------------------------------------------
+
+    def save(self, path):
+        """Save the fitted detector to a weights-only torch file.
+
+        Unlike a pickle, the file holds only tensors, numbers and strings: loading it runs
+        no code from the file. See :mod:`skmcad.persistence` for the format.
+
+        Parameters
+        ----------
+        path : str, os.PathLike or writable binary file object
+            A path is written atomically: an existing file is replaced only once the new
+            one is complete.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the detector is not fitted.
+
+        Examples
+        --------
+        >>> import numpy as np, os, tempfile
+        >>> from skmcad import MCADDetector
+        >>> X = np.random.default_rng(0).normal(size=(40, 3))
+        >>> det = MCADDetector(memory_size=4, n_scales=2, width=2, stage1_epochs=1,
+        ...                    stage2_epochs=1, random_state=0).fit(X)
+        >>> path = os.path.join(tempfile.mkdtemp(), "detector.pt")
+        >>> det.save(path)
+        >>> loaded = MCADDetector.load(path)
+        >>> bool(np.array_equal(loaded.decision_function(X), det.decision_function(X)))
+        True
+        """
+        from .persistence import save_detector
+
+        check_is_fitted(self)
+        save_detector(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load a detector written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str, os.PathLike or readable binary file object
+
+        Returns
+        -------
+        MCADDetector
+            Fitted, on the best available device for its ``device`` parameter: a detector
+            fitted on CUDA loads and scores on a machine without a GPU.
+
+        Raises
+        ------
+        ValueError
+            If the file is not an skmcad detector file or has another format version.
+
+        Examples
+        --------
+        >>> import numpy as np, os, tempfile
+        >>> from skmcad import MCADDetector
+        >>> X = np.random.default_rng(0).normal(size=(40, 3))
+        >>> path = os.path.join(tempfile.mkdtemp(), "detector.pt")
+        >>> MCADDetector(memory_size=4, n_scales=2, width=2, stage1_epochs=1,
+        ...              stage2_epochs=1, random_state=0).fit(X).save(path)
+        >>> MCADDetector.load(path).decision_function(X[:2]).shape
+        (2,)
+        """
+        from .persistence import load_detector
+
+        detector = load_detector(path)
+        if not isinstance(detector, cls):
+            raise TypeError(f"{path!r} holds a {type(detector).__name__}, not a {cls.__name__}.")
+        return detector
+
 
 def _resolve_device(name):
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    expected = "device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>'"
     try:
         device = torch.device(name)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"Unknown device {name!r}: {error}") from None
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{expected}; got the unknown device {name!r}.") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"{expected}; got {name!r}.")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={name!r} was asked for, but CUDA is not available here.")
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or a CUDA device; got {name!r}.")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device={name!r} was asked for, but this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s).")
     return device
+
+
+def _unbalanced_labels(y, n_samples):
+    """Validate the labels of the unbalanced setting: 1 = labelled anomaly, 0 = normal."""
+    if y is None:
+        raise ValueError('setting="unbalanced" needs y in fit(X, y): 1 marks the labelled '
+                         'anomalies, 0 the normal samples.')
+    y = column_or_1d(check_array(y, ensure_2d=False, dtype=None, ensure_all_finite=False),
+                     warn=True)
+    if len(y) != n_samples:
+        raise ValueError(f"y has {len(y)} labels but X has {n_samples} samples.")
+    values = set(np.unique(y).tolist()) if y.dtype != object else set(y.tolist())
+    if not values <= {0, 1}:
+        raise ValueError(f"y must hold 0 (normal) and 1 (labelled anomaly) only; "
+                         f"got the values {sorted(values, key=str)[:10]}.")
+    labels = y.astype(np.int64)
+    if not labels.any():
+        raise ValueError('setting="unbalanced" needs at least one labelled anomaly (y == 1); '
+                         'with none, use setting="one-class".')
+    return labels
+
+
+def _check_finite_output(values, what):
+    """Finite inputs so far outside the range seen at fit that the networks
+    overflow (float32 holds up to 3.4e38) would give NaN; refuse them instead."""
+    bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise ValueError(
+            f"X has samples too large to score: the {what} of {len(rows)} sample(s) (rows "
+            f"{rows[:10].tolist()}{' ...' if len(rows) > 10 else ''}) overflow to NaN or "
+            f"infinity; their values are too far outside the range seen at fit.")
+    return values
+
+
+def _check_image_shape(image_shape):
+    """``image_shape`` holds 2 or 3 positive integers (1.5 or True are refused)."""
+    if image_shape is None:
+        return
+    if len(image_shape) not in (2, 3) or not all(
+            isinstance(s, (Integral, np.integer)) and not isinstance(s, (bool, np.bool_))
+            and s >= 1 for s in image_shape):
+        raise ValueError(f"image_shape must be (H, W) or (H, W, C) with positive integers; "
+                         f"got {image_shape!r}.")
+
+
+def _check_image_shape_matches(image_shape, X):
+    """With images given as 3-D or 4-D arrays, ``image_shape`` (not needed then) must agree."""
+    shape = tuple(int(s) for s in image_shape)
+    layout = infer_layout(X)
+    height, width = shape[:2]
+    channels = shape[2] if len(shape) == 3 else 1
+    if layout.image_size != (channels, height, width):
+        raise ValueError(
+            f"image_shape={tuple(image_shape)} does not match the images of X, of shape "
+            f"{X.shape[1:]}; image_shape is only needed for 2-D input (flattened images).")
 
 
 def _draw_seed(random_state):

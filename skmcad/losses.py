@@ -6,17 +6,19 @@ import torch
 import torch.nn.functional as F
 
 
-def nt_xent(z1, z2, temperature):
+def nt_xent(z1, z2, temperature, negatives=None):
     """Normalised temperature-scaled cross entropy (SimCLR), symmetrised over the two views.
 
     Each of the ``2N`` embeddings has its other view as the positive and the remaining
-    ``2N - 2`` embeddings of the batch as negatives.
+    ``2N - 2`` embeddings of the batch, plus any extra ``negatives``, as negatives.
 
     Parameters
     ----------
     z1, z2 : Tensor of shape (N, D)
         Embeddings of the two views; row ``i`` of each comes from the same sample.
     temperature : float
+    negatives : Tensor of shape (M, D), optional
+        Embeddings that are never positives (labelled anomalies).
 
     Returns
     -------
@@ -25,8 +27,10 @@ def nt_xent(z1, z2, temperature):
     """
     n = len(z1)
     z = F.normalize(torch.cat([z1, z2]), dim=1)  # (2N, D)
-    similarity = z @ z.T / temperature  # (2N, 2N)
-    self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)
+    candidates = z if negatives is None else torch.cat([z, F.normalize(negatives, dim=1)])
+    similarity = z @ candidates.T / temperature  # (2N, 2N + M)
+    self_mask = torch.zeros_like(similarity, dtype=torch.bool)
+    self_mask[:, :2 * n] = torch.eye(2 * n, dtype=torch.bool, device=z.device)
     similarity = similarity.masked_fill(self_mask, float("-inf"))
     positives = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
     return F.cross_entropy(similarity, positives)
@@ -54,3 +58,18 @@ def memory_regularizer(prototypes, attention):
     usage = attention.mean(dim=0).clamp_min(1e-12)  # (K,)
     balance = (usage * usage.log()).sum() + math.log(k)
     return spread + balance
+
+
+def anomaly_margin(normal_deviation, anomaly_deviation):
+    """Hinge pushing labelled anomalies' deviation above twice the normal batch's mean.
+
+    Relative to the normal deviation, so it does not depend on the distance's scale; the
+    normal side is detached: the anomalies move, the normal reference does not.
+
+    Parameters
+    ----------
+    normal_deviation, anomaly_deviation : Tensor of shape (N,) and (M,)
+        Mean deviation of each sample over its positions.
+    """
+    margin = 2.0 * normal_deviation.detach().mean()
+    return F.relu(margin - anomaly_deviation).mean() / margin.clamp_min(1e-12)

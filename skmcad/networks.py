@@ -125,13 +125,17 @@ class MCADNetwork(nn.Module):
         Inverse temperature of the memory read.
     use_memory : bool
         False gives the no-memory ablation (:class:`~skmcad.memory.MeanMemory`).
+    distance : {"cosine", "euclidean"}
+        How features and reads are compared, see :func:`deviation`.
     proj_dim : int
     """
 
-    def __init__(self, encoder, n_scales, memory_sizes, beta, use_memory=True, proj_dim=64):
+    def __init__(self, encoder, n_scales, memory_sizes, beta, use_memory=True,
+                 distance="cosine", proj_dim=64):
         super().__init__()
         self.encoder = encoder
         self.n_scales = n_scales
+        self.distance = distance
         channels = encoder.out_channels[-n_scales:]
         if use_memory:
             memories = [HopfieldMemory(k, c, beta) for k, c in zip(memory_sizes, channels)]
@@ -148,19 +152,37 @@ class MCADNetwork(nn.Module):
         """Memory reads ``(r_s, attention_s)`` for each scale."""
         return [memory(f) for memory, f in zip(self.memories, features)]
 
-    def deviation_maps(self, x):
-        """Per-scale deviation maps ``D_s = ||F_s/|F_s| - r_s/|r_s|||^2``, each (B, H_s, W_s)."""
+    def deviation_maps(self, x, with_descriptors=False):
+        """Per-scale deviation maps ``D_s``, each (B, H_s, W_s).
+
+        With ``with_descriptors``, also the (B, sum C_s) descriptor of each input: its
+        feature maps pooled over positions, unit-normalised per scale and concatenated.
+        """
         features = self.features(x)
-        maps = []
-        for f, (retrieved, _) in zip(features, self.read(features)):
-            maps.append(deviation(f, retrieved))
-        return maps
+        maps = [deviation(f, retrieved, self.distance)
+                for f, (retrieved, _) in zip(features, self.read(features))]
+        if not with_descriptors:
+            return maps
+        pooled = [F.normalize(f.mean(dim=(2, 3)), dim=1) for f in features]
+        return maps, torch.cat(pooled, dim=1)
+
+    @property
+    def descriptor_dim(self):
+        return sum(self.encoder.out_channels[-self.n_scales:])
 
 
-def deviation(features, retrieved):
-    """Squared distance between unit-normalised features and reads, per position."""
+def deviation(features, retrieved, distance="cosine"):
+    """Distance between features and their reads at each position, (B, C, H, W) -> (B, H, W).
+
+    "cosine": squared distance of the unit-normalised vectors, ``2 - 2 cos``; it compares
+    directions, which is what convolutional features of images carry. "euclidean": mean
+    squared difference; it keeps magnitudes, which carry most anomalies of tabular rows
+    (values far outside their range).
+    """
+    if distance == "euclidean":
+        return (features - retrieved).pow(2).mean(dim=1)
     diff = F.normalize(features, dim=1) - F.normalize(retrieved, dim=1)  # (B, C, H, W)
-    return diff.pow(2).sum(dim=1)  # (B, H, W)
+    return diff.pow(2).sum(dim=1)
 
 
 class Resized(nn.Module):
@@ -178,8 +200,12 @@ class Resized(nn.Module):
         return self.encoder(x)
 
 
-def build_encoder(layout, backbone, width, input_size=None):
-    """The encoder named by ``backbone`` for inputs of ``layout``."""
+def build_encoder(layout, backbone, width, n_scales, input_size=None, input_statistics=None):
+    """The encoder named by ``backbone`` for inputs of ``layout``.
+
+    ``input_statistics`` are the (mean, std) the inputs were standardised with; the
+    pretrained encoder needs them to see raw pixel values.
+    """
     if backbone == "auto":
         backbone = "mlp" if layout.kind == "tabular" else "resnet"
     if (backbone == "mlp") != (layout.kind == "tabular"):
@@ -189,11 +215,10 @@ def build_encoder(layout, backbone, width, input_size=None):
         return MLPEncoder(layout.n_features, width=4 * width)
     if backbone == "resnet":
         encoder = ResNetEncoder(layout.image_size[0], width)
-    else:
-        from .pretrained import PretrainedEncoder
+        return Resized(encoder, input_size) if input_size else encoder
+    from .pretrained import DEFAULT_INPUT_SIZE, PretrainedEncoder
 
-        encoder = PretrainedEncoder(layout.image_size[0])
-    return Resized(encoder, input_size) if input_size else encoder
+    return PretrainedEncoder(n_scales, *input_statistics, input_size or DEFAULT_INPUT_SIZE)
 
 
 def memory_sizes(memory_size, n_scales):
@@ -209,10 +234,16 @@ def memory_sizes(memory_size, n_scales):
 
 
 def build_network(layout, backbone, width, n_scales, memory_size, beta, use_memory,
-                  input_size=None):
-    """The full stage-1 network for ``layout``, validated against the encoder's depth."""
-    encoder = build_encoder(layout, backbone, width, input_size)
+                  input_size=None, input_statistics=None, distance="auto"):
+    """The full stage-1 network for ``layout``, validated against the encoder's depth.
+
+    ``distance="auto"`` is "euclidean" for tabular data and "cosine" for images.
+    """
+    if distance == "auto":
+        distance = "euclidean" if layout.kind == "tabular" else "cosine"
+    encoder = build_encoder(layout, backbone, width, n_scales, input_size, input_statistics)
     depth = len(encoder.out_channels)
     if n_scales > depth:
         raise ValueError(f"n_scales={n_scales} exceeds the {depth} stages of this encoder.")
-    return MCADNetwork(encoder, n_scales, memory_sizes(memory_size, n_scales), beta, use_memory)
+    return MCADNetwork(encoder, n_scales, memory_sizes(memory_size, n_scales), beta, use_memory,
+                       distance)

@@ -18,15 +18,26 @@ class DeviationScorer(nn.Module):
     At initialisation (and with ``stage2_epochs=0``) it is the plain mean of the three
     pooled values over scales.
 
+    With ``descriptor_dim`` the scorer is hybrid (as DenseHybrid): a linear
+    discriminative head on the pooled feature descriptors adds its logit to the deviation
+    score. It starts at zero and learns "is this from the normal data?" from the labelled
+    anomalies and the synthetic ones.
+
     Parameters
     ----------
     n_scales : int
     top_fraction : float
+    descriptor_dim : int or None
     """
 
-    def __init__(self, n_scales, top_fraction=0.1):
+    def __init__(self, n_scales, top_fraction=0.1, descriptor_dim=None):
         super().__init__()
         self.top_fraction = top_fraction
+        self.head = None
+        if descriptor_dim:
+            self.head = nn.Linear(descriptor_dim, 1)
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
         self.scale_logits = nn.Parameter(torch.zeros(n_scales))
         self.pool_logits = nn.Parameter(torch.zeros(n_scales, 3))
         self.bias = nn.Parameter(torch.zeros(()))
@@ -58,8 +69,11 @@ class DeviationScorer(nn.Module):
             columns.append((stats * logits.softmax(0)).sum(1))  # (B,)
         return torch.stack(columns, dim=1)
 
-    def forward(self, maps):
-        return (self.pooled(maps) * self.scale_weights).sum(1) / len(maps) + self.bias  # (B,)
+    def forward(self, maps, descriptors=None):
+        score = (self.pooled(maps) * self.scale_weights).sum(1) / len(maps) + self.bias  # (B,)
+        if self.head is not None:
+            score = score + self.head(descriptors)[:, 0]
+        return score
 
     def anomaly_maps(self, maps, size):
         """Weighted sum of the standardised maps, each upsampled to ``size`` = (H, W)."""

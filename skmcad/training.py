@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .augmentations import augment_images, augment_rows, synthetic_anomalies
-from .losses import memory_consistency, memory_regularizer, nt_xent
+from .losses import anomaly_margin, memory_consistency, memory_regularizer, nt_xent
+from .networks import deviation
 from .memory import HopfieldMemory, MeanMemory
 
 # The scorer is a handful of parameters on pooled, standardised deviations: a large fixed
@@ -31,6 +32,7 @@ class StageConfig:
     temperature: float = 0.2
     consistency_weight: float = 1.0
     regularizer_weight: float = 0.1
+    anomaly_weight: float = 1.0
     weight_decay: float = 1e-4
     verbose: int = 0
 
@@ -85,30 +87,51 @@ def initialize_memories(network, X, generator, batch_size):
         memory.initialize_from(f.float(), generator)
 
 
-def stage1_loss(network, x1, x2, config):
+def stage1_loss(network, x1, x2, config, anomalies=None):
     """Memory-augmented contrast, summed over scales.
 
     View 1 is read through the memory, view 2 is used raw; NT-Xent pulls the pair's
     projections together. The consistency term pulls features and reads together, the
-    regulariser keeps prototypes spread and used.
+    regulariser keeps prototypes spread and used. Labelled ``anomalies`` (unbalanced
+    setting) are extra contrastive negatives, and a margin keeps the memory from
+    reconstructing them.
     """
     n = len(x1)
-    features = network.features(torch.cat([x1, x2]))  # both views in one pass
+    batch = [x1, x2] if anomalies is None else [x1, x2, anomalies]
+    features = network.features(torch.cat(batch))  # every view in one pass
     loss = 0.0
     for f, memory, head in zip(features, network.memories, network.heads):
-        f1, f2 = f[:n], f[n:]
+        f1, f2, fa = f[:n], f[n:2 * n], f[2 * n:]
+        negatives = head(fa) if anomalies is not None else None
         if not isinstance(memory, HopfieldMemory):  # no-memory ablation: plain SimCLR
-            loss = loss + nt_xent(head(f1), head(f2), config.temperature)
+            loss = loss + nt_xent(head(f1), head(f2), config.temperature, negatives)
             continue
         retrieved, attention = memory(f1)
-        loss = loss + nt_xent(head(retrieved), head(f2), config.temperature)
+        loss = loss + nt_xent(head(retrieved), head(f2), config.temperature, negatives)
         loss = loss + config.consistency_weight * memory_consistency(f1, retrieved)
         loss = loss + config.regularizer_weight * memory_regularizer(memory.prototypes, attention)
+        if anomalies is not None:
+            normal = deviation(f1, retrieved, network.distance).flatten(1).mean(1)
+            anomalous = deviation(fa, memory(fa)[0], network.distance).flatten(1).mean(1)
+            loss = loss + config.anomaly_weight * anomaly_margin(normal, anomalous)
     return loss / len(features)
 
 
-def train_stage1(network, X, config, generator):
-    """Learn encoder, memories and heads jointly; returns the mean loss of each epoch."""
+def anomaly_batch(anomalies, batch_size, generator):
+    """A random batch of labelled anomalies (a quarter of a normal batch, at least 2), or
+    None in the one-class setting."""
+    if anomalies is None:
+        return None
+    size = max(2, batch_size // 4)
+    index = torch.randint(len(anomalies), (size,), generator=generator, device=generator.device)
+    return anomalies[index]
+
+
+def train_stage1(network, X, config, generator, anomalies=None):
+    """Learn encoder, memories and heads jointly; returns the mean loss of each epoch.
+
+    ``anomalies``: labelled anomalies (unbalanced setting), drawn into every step.
+    """
     device = X.device
     initialize_memories(network, X, generator, config.batch_size)
     params = [p for p in network.parameters() if p.requires_grad]
@@ -123,10 +146,11 @@ def train_stage1(network, X, config, generator):
         for epoch in range(config.epochs):
             losses = []
             for index in minibatches(len(X), config.batch_size, generator):
-                x = X[index]
+                x, xa = X[index], anomaly_batch(anomalies, len(index), generator)
+                xa = None if xa is None else augment(xa, generator)
                 with autocast(device):
                     loss = stage1_loss(network, augment(x, generator), augment(x, generator),
-                                       config)
+                                       config, xa)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -162,10 +186,18 @@ def finalize_memories(network, X, batch_size):
 
 @torch.no_grad()
 def deviation_maps(network, x):
-    """Frozen stage-1 deviation maps of a batch, in float32."""
+    """Frozen stage-1 deviation maps of a batch, in float32 (float64 for tabular data)."""
     with autocast(x.device):
         maps = network.deviation_maps(x)
-    return [d.float() for d in maps]
+    return [d.to(x.dtype) for d in maps]
+
+
+@torch.no_grad()
+def frozen_outputs(network, x):
+    """Deviation maps and pooled descriptors of a batch: what the stage-2 scorer reads."""
+    with autocast(x.device):
+        maps, descriptors = network.deviation_maps(x, with_descriptors=True)
+    return [d.to(x.dtype) for d in maps], descriptors.to(x.dtype)
 
 
 def deviation_statistics(network, X, batch_size):
@@ -184,16 +216,23 @@ def deviation_statistics(network, X, batch_size):
     return means, stds
 
 
-def stage2_loss(network, scorer, x, generator):
-    """Logistic loss of the scorer: normal batch -> 0, its synthetic anomalies -> 1."""
-    negatives = synthetic_anomalies(x, generator)
-    maps = deviation_maps(network, torch.cat([x, negatives]))
-    logits = scorer(maps)  # (2B,)
-    targets = torch.cat([torch.zeros(len(x)), torch.ones(len(negatives))]).to(logits)
-    return F.binary_cross_entropy_with_logits(logits, targets)
+def stage2_loss(network, scorer, x, generator, anomalies=None):
+    """Weighted logistic loss of the scorer: the normal batch -> 0, its synthetic anomalies
+    -> 1 and, in the unbalanced setting, labelled anomalies -> 1 with as much total weight
+    as the synthetic ones."""
+    parts = [x, synthetic_anomalies(x, generator)]
+    if anomalies is not None:
+        parts.append(anomalies)
+    maps, descriptors = frozen_outputs(network, torch.cat(parts))
+    logits = scorer(maps, descriptors)  # (B_total,)
+    targets = torch.cat([torch.zeros(len(x)), torch.ones(len(logits) - len(x))]).to(logits)
+    weights = torch.ones_like(targets)
+    if anomalies is not None:
+        weights[2 * len(x):] = len(x) / len(anomalies)
+    return F.binary_cross_entropy_with_logits(logits, targets, weight=weights)
 
 
-def train_stage2(network, scorer, X, config, generator):
+def train_stage2(network, scorer, X, config, generator, anomalies=None):
     """Fit the scorer on frozen deviation maps; returns the mean loss of each epoch."""
     network.eval()
     optimizer = torch.optim.Adam(scorer.parameters(), lr=SCORER_LEARNING_RATE)
@@ -202,7 +241,8 @@ def train_stage2(network, scorer, X, config, generator):
         for epoch in range(config.epochs):
             losses = []
             for index in minibatches(len(X), config.batch_size, generator):
-                loss = stage2_loss(network, scorer, X[index], generator)
+                xa = anomaly_batch(anomalies, len(index), generator)
+                loss = stage2_loss(network, scorer, X[index], generator, xa)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

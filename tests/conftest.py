@@ -1,10 +1,21 @@
 import numpy as np
 import pytest
+import torch
 from sklearn.datasets import load_digits
 
 # A configuration small enough for the whole suite to run in minutes on 2 cores.
 TINY = dict(memory_size=8, n_scales=2, width=4, stage1_epochs=2, stage2_epochs=1,
             batch_size=32, random_state=0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """The tests' networks are tiny: one thread is faster, and spares the OpenMP stalls of
+    cores shared with other work. The global setting is restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

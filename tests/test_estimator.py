@@ -153,11 +153,3 @@ def test_grid_search_over_memory_size_with_roc_auc(digits, tiny_params):
                           scoring="roc_auc", cv=2, error_score="raise").fit(X, labels)
     assert search.best_params_["memory_size"] in (8, 16)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
-
-
-def test_unbalanced_setting_is_not_available_yet(one_class_digits, tiny_params):
-    X_fit, _, _ = one_class_digits
-    det = MCADDetector(**tiny_params, setting="unbalanced")
-    with pytest.raises(NotImplementedError, match="unbalanced"):
-        det.fit(X_fit)
-    assert not hasattr(det, "network_")

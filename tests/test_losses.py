@@ -3,19 +3,23 @@ import math
 import pytest
 import torch
 
-from skmcad.losses import memory_consistency, memory_regularizer, nt_xent
+from skmcad.losses import anomaly_margin, memory_consistency, memory_regularizer, nt_xent
 
 
-def naive_nt_xent(z1, z2, temperature):
-    """NT-Xent written from the SimCLR paper, one anchor at a time."""
+def naive_nt_xent(z1, z2, temperature, negatives=None):
+    """NT-Xent written from the SimCLR paper, one anchor at a time; extra negatives only
+    ever appear in the denominators."""
     z = torch.cat([z1, z2])
+    pool = z if negatives is None else torch.cat([z, negatives])
     n = len(z1)
+
+    def sim(a, b):
+        return float(torch.dot(z[a], pool[b]) / (z[a].norm() * pool[b].norm())) / temperature
+
     total = 0.0
     for i in range(2 * n):
         positive = (i + n) % (2 * n)
-        def sim(a, b):
-            return float(torch.dot(z[a], z[b]) / (z[a].norm() * z[b].norm())) / temperature
-        denominator = sum(math.exp(sim(i, k)) for k in range(2 * n) if k != i)
+        denominator = sum(math.exp(sim(i, k)) for k in range(len(pool)) if k != i)
         total += -math.log(math.exp(sim(i, positive)) / denominator)
     return total / (2 * n)
 
@@ -27,6 +31,21 @@ def test_nt_xent_matches_naive_loop(n, dim, temperature):
     z2 = torch.randn(n, dim, generator=generator, dtype=torch.float64)
     expected = naive_nt_xent(z1, z2, temperature)
     assert float(nt_xent(z1, z2, temperature)) == pytest.approx(expected, rel=1e-9)
+
+
+def test_nt_xent_with_extra_negatives_matches_naive_loop():
+    generator = torch.Generator().manual_seed(7)
+    z1, z2, negatives = (torch.randn(m, 5, generator=generator, dtype=torch.float64)
+                         for m in (4, 4, 3))
+    expected = naive_nt_xent(z1, z2, 0.3, negatives)
+    assert float(nt_xent(z1, z2, 0.3, negatives)) == pytest.approx(expected, rel=1e-9)
+    assert float(nt_xent(z1, z2, 0.3, negatives)) > float(nt_xent(z1, z2, 0.3))
+
+
+def test_anomaly_margin_is_zero_once_anomalies_deviate_twice_as_much():
+    normal = torch.tensor([1.0, 1.0])
+    assert float(anomaly_margin(normal, torch.tensor([2.5, 3.0]))) == 0.0
+    assert float(anomaly_margin(normal, torch.tensor([0.0, 2.0]))) == pytest.approx(0.5)
 
 
 def test_nt_xent_is_symmetric_and_lower_for_aligned_views():

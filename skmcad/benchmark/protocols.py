@@ -1,0 +1,426 @@
+"""Evaluation protocols: which data each run fits on and scores.
+
+A protocol loads its data once (:meth:`Protocol.load`) and then yields one :class:`Task` per
+(subset, seed): the subset is a normal class for the one-class image protocols and a data
+set for the tabular ones.
+
+- ``digits``: scikit-learn's bundled 8x8 digits split 50/50, stratified, with a fixed seed;
+  then one-class per digit (train on that digit's training half, score the whole test half).
+- ``cifar10``, ``mnist``: one-class on the official splits (train on one class's training
+  images, score the whole test split, that class normal, every other class anomalous).
+- unbalanced (the image protocols with an ``anomaly_ratio``): per normal class and seed,
+  ``n_labelled_classes`` of the other classes are drawn (a generator seeded with
+  ``(seed, normal class)``), and the training set is every training image of the normal
+  class plus labelled anomalies drawn from those classes only, making up ``anomaly_ratio`` of
+  it (:func:`unbalanced_training_set`, built on :func:`skmcad.datasets.unbalanced_split`).
+  The whole test split is scored as in one-class, so its anomalies include the classes never
+  seen as labelled.
+- ``odds``: PyOD's benchmark: per seed a random 60/40 stratified split, z-score fitted on
+  the training part; the detector is fitted on the whole (unlabelled) training part.
+- ``adbench``: ADBench's unsupervised setting (its ``DataGenerator``): data sets over 10,000
+  samples randomly cut (stratified) to 10,000, per seed a 70/30 stratified split, min-max
+  scaling fitted on the training part, the detector fitted on the whole (unlabelled)
+  training part.
+  ADBench also duplicates samples of data sets under 1,000 samples; that is not done here,
+  since duplicates then sit in both the training and the test part.
+
+Images are given as float32 pixels in [0, 1] in their natural layout ``(n, H, W)`` or
+``(n, H, W, C)``; the runner flattens them for detectors that take rows.
+"""
+
+import warnings
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+# The 17 ODDS data sets of PyOD's benchmark (benchmark.py in the PyOD repository).
+PYOD_BENCHMARK_ODDS = (
+    "arrhythmia", "cardio", "glass", "ionosphere", "letter", "lympho", "mnist", "musk",
+    "optdigits", "pendigits", "pima", "satellite", "satimage-2", "shuttle", "vertebral",
+    "vowels", "wbc",
+)
+DIGITS_SPLIT_SEED = 0  # the digits train/test split is the same in every run and seed
+DEFAULT_LABELLED_CLASSES = 5  # unbalanced protocol: labelled anomalies from 5 of the others
+
+
+@dataclass(frozen=True)
+class Task:
+    """One fit-and-score problem.
+
+    Parameters
+    ----------
+    subset : str
+        Normal class (image protocols) or data set name (tabular protocols).
+    seed : int
+        Seed of the split (tabular) and of the detectors.
+    X_fit : ndarray
+        Training data.
+    X_eval : ndarray
+        Test data.
+    y_eval : ndarray of int
+        Test labels, 1 = anomaly.
+    y_fit : ndarray of int or None, default=None
+        Training labels, 1 = labelled anomaly (unbalanced protocol); None when the training
+        data is unlabelled.
+    anomaly_ratio : float or None, default=None
+        Fraction of labelled anomalies asked for in the training data (unbalanced protocol).
+    labelled_classes : tuple of int, default=()
+        Classes the labelled anomalies were drawn from (unbalanced protocol).
+    """
+
+    subset: str
+    seed: int
+    X_fit: np.ndarray
+    X_eval: np.ndarray
+    y_eval: np.ndarray
+    y_fit: Optional[np.ndarray] = None
+    anomaly_ratio: Optional[float] = None
+    labelled_classes: tuple = ()
+
+
+def subsample(X, y=None, max_n=None, random_state=0):
+    """Return at most ``max_n`` rows of ``X`` (and ``y``), stratified on ``y`` when given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X, y = np.arange(100), np.r_[np.zeros(90), np.ones(10)]
+    >>> Xs, ys = subsample(X, y, max_n=20)
+    >>> len(Xs), int(ys.sum())
+    (20, 2)
+    """
+    if max_n is None or len(X) <= max_n:
+        return X if y is None else (X, y)
+    if y is None:
+        keep = np.sort(np.random.default_rng(random_state).choice(len(X), max_n, replace=False))
+        return X[keep]
+    X_part, _, y_part, _ = train_test_split(
+        X, y, train_size=max_n, stratify=y, random_state=random_state
+    )
+    return X_part, y_part
+
+
+def choose_labelled_classes(y_train, normal_class, n_classes, random_state=None):
+    """Return, sorted, ``n_classes`` classes of ``y_train`` other than ``normal_class``.
+
+    Parameters
+    ----------
+    y_train : array-like of shape (n_train,)
+    normal_class : scalar
+    n_classes : int or None
+        How many of the other classes to draw; None for all of them.
+    random_state : int, sequence of int or None, default=None
+        Seed of ``np.random.default_rng``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> choose_labelled_classes(np.arange(10), 3, 4, random_state=0).tolist()
+    [2, 5, 6, 8]
+    """
+    others = np.unique(np.asarray(y_train)[np.asarray(y_train) != normal_class])
+    if n_classes is None:
+        return others
+    if not 1 <= n_classes <= len(others):
+        raise ValueError(f"cannot draw labelled anomalies from {n_classes} classes: class "
+                         f"{normal_class} has {len(others)} other classes")
+    rng = np.random.default_rng(random_state)
+    return np.sort(rng.choice(others, n_classes, replace=False))
+
+
+def unbalanced_training_set(X_train, y_train, normal_class, anomaly_ratio,
+                            n_labelled_classes=DEFAULT_LABELLED_CLASSES, seed=0,
+                            max_train=None):
+    """Return the unbalanced protocol's training set, its labels and the labelled classes.
+
+    The training samples are restricted to ``normal_class`` and ``n_labelled_classes``
+    classes drawn among the others (generator seeded with ``(seed, normal_class)``, so the
+    same classes whatever the ratio), then :func:`skmcad.datasets.unbalanced_split` keeps
+    every normal sample and draws labelled anomalies from those classes so that they make up
+    ``anomaly_ratio`` of the set.
+
+    Parameters
+    ----------
+    X_train : ndarray of shape (n_train, ...)
+    y_train : ndarray of int of shape (n_train,)
+    normal_class : int
+    anomaly_ratio : float in (0, 0.5]
+    n_labelled_classes : int or None, default=5
+        None: anomalies from every other class.
+    seed : int, default=0
+    max_train : int or None, default=None
+        Keep about this many training samples (quick runs): the normal samples are cut to
+        ``round(max_train * (1 - anomaly_ratio))`` before the anomalies are drawn.
+
+    Returns
+    -------
+    X_fit : ndarray
+        Shuffled training samples.
+    y_fit : ndarray of int64
+        1 for the labelled anomalies, 0 for the normal samples.
+    labelled_classes : ndarray
+        The classes the anomalies were drawn from.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.repeat(np.arange(10), 100); X = y.reshape(-1, 1)
+    >>> X_fit, y_fit, labelled = unbalanced_training_set(X, y, 0, 0.05, 2, seed=0)
+    >>> len(X_fit), int(y_fit.sum()), labelled.tolist()
+    (105, 5, [6, 7])
+    """
+    from skmcad.datasets import unbalanced_split
+
+    y_train = np.asarray(y_train)
+    labelled = choose_labelled_classes(y_train, normal_class, n_labelled_classes,
+                                       random_state=[seed, int(normal_class)])
+    normal = np.flatnonzero(y_train == normal_class)
+    if max_train is not None:
+        n_normal = max(1, round(max_train * (1 - anomaly_ratio)))
+        if n_normal < normal.size:
+            normal = np.sort(np.random.default_rng(seed).choice(normal, n_normal, replace=False))
+    keep = np.sort(np.concatenate([normal, np.flatnonzero(np.isin(y_train, labelled))]))
+    X_fit, y_fit = unbalanced_split(X_train[keep], y_train[keep], normal_class, anomaly_ratio,
+                                    random_state=seed)
+    return X_fit, y_fit, labelled
+
+
+def to_unit_float(images):
+    """Return images as float32 in [0, 1] (uint8 is divided by 255)."""
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) / np.float32(255.0)
+    return images.astype(np.float32, copy=False)
+
+
+class Protocol:
+    """Base of the protocols.
+
+    Attributes
+    ----------
+    name : str
+    kind : {"image", "tabular"}
+    default_seeds : int
+        Number of seeds when ``--seeds`` is not given.
+    supports_unbalanced : bool
+        Whether the protocol has an unbalanced variant (``anomaly_ratio`` given).
+
+    Parameters
+    ----------
+    data_dir : str or None
+    max_train, max_test : int or None
+        Quick runs: at most (about, for the unbalanced training set) that many samples.
+    anomaly_ratio : float or None, default=None
+        Unbalanced protocol: fraction of labelled anomalies in the training data.
+    n_labelled_classes : int or None, default=5
+        Unbalanced protocol: number of other classes the labelled anomalies come from
+        (None: all of them).
+    """
+
+    name = ""
+    kind = "image"
+    default_seeds = 1
+    supports_unbalanced = False  # whether it takes an ``anomaly_ratio``
+
+    def __init__(self, data_dir=None, max_train=None, max_test=None, anomaly_ratio=None,
+                 n_labelled_classes=DEFAULT_LABELLED_CLASSES):
+        if anomaly_ratio is not None and not self.supports_unbalanced:
+            raise ValueError(f"the {self.name} protocol has no unbalanced variant")
+        self.data_dir = data_dir
+        self.max_train = max_train
+        self.max_test = max_test
+        self.anomaly_ratio = anomaly_ratio
+        self.n_labelled_classes = n_labelled_classes
+
+    def default_subsets(self):
+        """Return the subsets run when ``--classes`` is not given."""
+        raise NotImplementedError
+
+    def parse_subsets(self, text):
+        """Return the subsets named in a ``--classes`` value."""
+        return [part.strip() for part in text.split(",") if part.strip()]
+
+    def load(self, subsets):
+        """Read the data the given subsets need; raise if it cannot be found."""
+        raise NotImplementedError
+
+    def tasks(self, subsets, seeds):
+        """Yield one :class:`Task` per subset and seed (after :meth:`load`)."""
+        raise NotImplementedError
+
+
+class OneClassImages(Protocol):
+    """One-class (or, with ``anomaly_ratio``, unbalanced) protocol on a labelled image
+    train/test split (see module docstring)."""
+
+    supports_unbalanced = True
+
+    def _read(self):
+        """Return ``(X_train, y_train, X_test, y_test)``."""
+        raise NotImplementedError
+
+    def default_subsets(self):
+        return [str(label) for label in range(10)]
+
+    def parse_subsets(self, text):
+        subsets = super().parse_subsets(text)
+        bad = [s for s in subsets if not s.isdigit()]
+        if bad:
+            raise ValueError(f"--classes for {self.name} takes class numbers, got {bad}")
+        return subsets
+
+    def load(self, subsets):
+        self._data = self._read()
+        present = {str(label) for label in np.unique(self._data[1])}
+        missing = [s for s in subsets if s not in present]
+        if missing:
+            raise ValueError(f"{self.name} has no class {missing}; classes: {sorted(present)}")
+        n_others = len(present) - 1
+        if self.anomaly_ratio is not None and self.n_labelled_classes is not None and not (
+                1 <= self.n_labelled_classes <= n_others):
+            raise ValueError(f"labelled anomaly classes must be between 1 and {n_others} for "
+                             f"{self.name}, got {self.n_labelled_classes}")
+
+    def tasks(self, subsets, seeds):
+        from skmcad.datasets import one_class_split
+
+        X_train, y_train, X_test, y_test = self._data
+        for subset in subsets:
+            X_fit, X_eval, y_eval = one_class_split(X_train, y_train, X_test, y_test, int(subset))
+            for seed in seeds:
+                if self.anomaly_ratio is None:
+                    yield self._task(subset, seed, X_fit, X_eval, y_eval)
+                else:
+                    yield self._unbalanced_task(subset, seed, X_eval, y_eval)
+
+    def _unbalanced_task(self, subset, seed, X_eval, y_eval):
+        X_train, y_train = self._data[:2]
+        X_fit, y_fit, labelled = unbalanced_training_set(
+            X_train, y_train, int(subset), self.anomaly_ratio, self.n_labelled_classes,
+            seed=seed, max_train=self.max_train,
+        )
+        X_eval, y_eval = subsample(X_eval, y_eval, self.max_test, random_state=seed)
+        return Task(subset, seed, to_unit_float(X_fit), to_unit_float(X_eval), y_eval,
+                    y_fit=y_fit, anomaly_ratio=self.anomaly_ratio,
+                    labelled_classes=tuple(int(c) for c in labelled))
+
+    def _task(self, subset, seed, X_fit, X_eval, y_eval):
+        X_fit = subsample(X_fit, max_n=self.max_train, random_state=seed)
+        X_eval, y_eval = subsample(X_eval, y_eval, self.max_test, random_state=seed)
+        return Task(subset, seed, to_unit_float(X_fit), to_unit_float(X_eval), y_eval)
+
+
+class Digits(OneClassImages):
+    name = "digits"
+
+    def _read(self):
+        from skmcad.datasets import load_digits_images
+
+        X, y = load_digits_images()
+        X_train, X_test, y_train, y_test = train_test_split(
+            X, y, test_size=0.5, stratify=y, random_state=DIGITS_SPLIT_SEED
+        )
+        return X_train, y_train, X_test, y_test
+
+
+class Cifar10(OneClassImages):
+    name = "cifar10"
+
+    def _read(self):
+        from skmcad.datasets import load_cifar10
+
+        return load_cifar10(self.data_dir)
+
+
+class Mnist(OneClassImages):
+    name = "mnist"
+
+    def _read(self):
+        from skmcad.datasets import load_mnist
+
+        return load_mnist(self.data_dir)
+
+
+class TabularSplits(Protocol):
+    """Random stratified splits of labelled tables, scaled on the training part.
+
+    Attributes
+    ----------
+    test_size : float
+        Fraction of each data set in the test part.
+    max_samples : int or None
+        Data sets larger than this are randomly cut to it (per seed) before splitting.
+    scaler : type
+        scikit-learn transformer fitted on the training part.
+    """
+
+    kind = "tabular"
+    test_size = 0.4
+    max_samples = None
+    scaler = StandardScaler
+
+    def _read(self, name):
+        """Return ``(X, y)`` of the data set ``name``."""
+        raise NotImplementedError
+
+    def load(self, subsets):
+        self._data = {name: self._read(name) for name in subsets}
+
+    def tasks(self, subsets, seeds):
+        for subset in subsets:
+            X, y = self._data[subset]
+            for seed in seeds:
+                yield self._task(subset, seed, X, y)
+
+    def _task(self, subset, seed, X, y):
+        X, y = subsample(X, y, self.max_samples, random_state=seed)
+        X_fit, X_eval, _, y_eval = train_test_split(
+            X, y, test_size=self.test_size, stratify=y, random_state=seed
+        )
+        X_fit = subsample(X_fit, max_n=self.max_train, random_state=seed)
+        X_eval, y_eval = subsample(X_eval, y_eval, self.max_test, random_state=seed)
+        scaler = self.scaler().fit(X_fit)
+        return Task(subset, seed, scaler.transform(X_fit), scaler.transform(X_eval), y_eval)
+
+
+class Odds(TabularSplits):
+    name = "odds"
+    default_seeds = 10
+    test_size = 0.4
+
+    def default_subsets(self):
+        from skmcad.datasets import list_odds
+
+        available = set(list_odds(self.data_dir))
+        missing = [name for name in PYOD_BENCHMARK_ODDS if name not in available]
+        if missing:
+            warnings.warn(f"ODDS data sets not found, skipped: {missing}", stacklevel=2)
+        return [name for name in PYOD_BENCHMARK_ODDS if name in available]
+
+    def _read(self, name):
+        from skmcad.datasets import load_odds
+
+        return load_odds(name, self.data_dir)
+
+
+class ADBench(TabularSplits):
+    name = "adbench"
+    default_seeds = 3  # ADBench's seed list has three seeds
+    test_size = 0.3
+    max_samples = 10_000
+    scaler = MinMaxScaler
+
+    def default_subsets(self):
+        from skmcad.datasets import list_adbench
+
+        return list_adbench(self.data_dir)
+
+    def _read(self, name):
+        from skmcad.datasets import load_adbench
+
+        return load_adbench(name, self.data_dir)
+
+
+PROTOCOLS = {cls.name: cls for cls in (Digits, Cifar10, Mnist, Odds, ADBench)}

@@ -1,0 +1,215 @@
+"""Tables, files and chart of a benchmark run: stdout table, results.csv/.md, auroc.png."""
+
+import datetime
+import os
+import platform
+
+import numpy as np
+import pandas as pd
+
+from .runner import COLUMNS
+
+MISSING = "failed"  # cell of a detector with no successful run on that subset
+
+
+def markdown_table(header, rows, align=None):
+    """Return a GitHub-flavoured Markdown table with padded columns.
+
+    Parameters
+    ----------
+    header : sequence of str
+    rows : sequence of sequences
+        Cells, converted with ``str``.
+    align : sequence of {"l", "r"}, default=None
+        Column alignment; by default the first column left, the others right.
+
+    Returns
+    -------
+    table : str
+        Lines joined with newlines, no trailing newline.
+
+    Examples
+    --------
+    >>> print(markdown_table(["class", "AUROC"], [["0", "0.91"], ["mean", "0.9"]]))
+    | class | AUROC |
+    |:------|------:|
+    | 0     |  0.91 |
+    | mean  |   0.9 |
+    """
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    if any(len(row) != len(header) for row in cells):
+        raise ValueError("every row needs as many cells as the header")
+    align = align or ["l"] + ["r"] * (len(header) - 1)
+    widths = [max(3, *(len(row[i]) for row in cells)) for i in range(len(header))]
+
+    def line(row):
+        padded = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, align)]
+        return "| " + " | ".join(padded) + " |"
+
+    # The rule spans each cell with its two padding spaces; a colon marks the alignment.
+    rule = [":" + "-" * (w + 1) if a == "l" else "-" * (w + 1) + ":" for w, a in zip(widths, align)]
+    lines = [line(cells[0]), "|" + "|".join(rule) + "|"] + [line(row) for row in cells[1:]]
+    return "\n".join(lines)
+
+
+def _fmt(value, digits=3):
+    return MISSING if pd.isna(value) else f"{value:.{digits}f}"
+
+
+def _order(results, column):
+    return list(pd.unique(results[column]))
+
+
+def per_subset_means(results, metric="auroc"):
+    """Return a subsets x detectors frame of ``metric`` averaged over the successful seeds."""
+    ok = results[results["status"] == "ok"]
+    table = ok.groupby(["subset", "detector"], sort=False)[metric].mean().unstack("detector")
+    return table.reindex(index=_order(results, "subset"), columns=_order(results, "detector"))
+
+
+def metric_table(results, metric="auroc"):
+    """Return ``(header, rows)``: one row per subset, one column per detector, a mean row.
+
+    The mean is over the subsets where the detector ran; it is starred when some failed.
+    """
+    table = per_subset_means(results, metric)
+    rows = [[subset] + [_fmt(v) for v in values] for subset, values in table.iterrows()]
+    means = [_fmt(table[d].mean()) + ("*" if 0 < table[d].isna().sum() < len(table) else "")
+             for d in table]
+    return ["subset"] + list(table.columns), rows + [["**mean**"] + means]
+
+
+def summary_table(results):
+    """Return ``(header, rows)`` with one row per detector: means, totals and maxima."""
+    header = ["detector", "runs ok", "mean AUROC", "mean AUCPR", "mean P@n", "fit s (total)",
+              "fit s (median)", "score samples/s (mean)", "peak RSS MiB (max)", "peak GPU MiB (max)"]
+    means = {m: per_subset_means(results, m).mean() for m in ("auroc", "aucpr", "precision_at_n")}
+    rows = []
+    for detector in _order(results, "detector"):
+        runs = results[results["detector"] == detector]
+        ok = runs[runs["status"] == "ok"]
+        rows.append([
+            detector, f"{len(ok)}/{len(runs)}",
+            *(_fmt(means[m].get(detector)) for m in ("auroc", "aucpr", "precision_at_n")),
+            _fmt(ok["fit_seconds"].sum(min_count=1), 1), _fmt(ok["fit_seconds"].median(), 2),
+            _fmt(ok["throughput"].mean(), 0),
+            _fmt(runs["peak_rss_mb"].max(), 0), _fmt(runs["peak_gpu_mb"].max(), 0).replace(
+                MISSING, "n/a"),
+        ])
+    return header, rows
+
+
+def failures(results):
+    """Return ``(detector, subset, seed, error)`` for every failed run."""
+    failed = results[results["status"] == "failed"]
+    return list(failed[["detector", "subset", "seed", "error"]].itertuples(index=False))
+
+
+def machine_info():
+    """Return a dict describing where the benchmark ran (cores, torch device and threads)."""
+    import torch
+
+    info = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "host": platform.node(), "platform": platform.platform(),
+        "python": platform.python_version(), "cpu cores": os.cpu_count(),
+        "cores available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "torch": torch.__version__, "torch threads": torch.get_num_threads(),
+        "torch device": "cpu",
+        # Other processes on the machine slow the wall-clock times: note how busy it was.
+        "load average (1, 5, 15 min) at the end": ", ".join(
+            f"{load:.2f}" for load in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a",
+    }
+    if torch.cuda.is_available():
+        info["torch device"] = f"cuda ({torch.cuda.get_device_name(0)})"
+    for module in ("sklearn", "pyod"):
+        info[module] = __import__(module).__version__
+    try:  # optional: only XGBOD needs it
+        info["xgboost"] = __import__("xgboost").__version__
+    except ImportError:
+        pass
+    return info
+
+
+def write_csv(results, path):
+    """Write one row per run with the columns ``runner.COLUMNS``."""
+    results.reindex(columns=list(COLUMNS)).to_csv(path, index=False)
+
+
+def labelled_classes_lines(results):
+    """Return one Markdown list item per subset and seed: the classes of its labelled
+    anomalies (unbalanced protocol); none when no run had labelled anomalies."""
+    if "labelled_classes" not in results:
+        return []
+    runs = results[results["labelled_classes"].fillna("").astype(str) != ""]
+    runs = runs.drop_duplicates(["subset", "seed"])
+    return [f"- {row.subset} (seed {row.seed}): {row.n_labelled} labelled anomalies from "
+            f"classes {row.labelled_classes.replace(' ', ', ')}"
+            for row in runs.itertuples()]
+
+
+def render_markdown(results, command, machine, title, notes=()):
+    """Return the text of results.md.
+
+    Parameters
+    ----------
+    results : DataFrame
+    command : str
+    machine : dict
+    title : str
+    notes : sequence of str, default=()
+        Paragraphs printed under the title (the protocol's settings).
+    """
+    parts = [f"# {title}", ""]
+    for note in notes:
+        parts += [note, ""]
+    parts += ["## AUROC per subset (mean over seeds)", "",
+             markdown_table(*metric_table(results, "auroc")), "",
+             "## AUCPR per subset (mean over seeds)", "",
+             markdown_table(*metric_table(results, "aucpr")), "",
+             "## Summary", "", markdown_table(*summary_table(results)), "",
+             "Means are over subsets (each the mean over its seeds); * = some subsets failed. "
+             "Fit seconds are wall time of `fit` (PyOD detectors also score their training data "
+             "there); the median per run is the least disturbed by other work on the machine; "
+             "throughput is test samples / wall seconds of `decision_function`; peak RSS "
+             "is the growth of the process's resident memory above its level before the run.",
+             "", "## Command", "", f"```\n{command}\n```", "", "## Machine", ""]
+    parts += [f"- {key}: {value}" for key, value in machine.items()]
+    labelled = labelled_classes_lines(results)
+    if labelled:
+        parts += ["", "## Labelled anomalies of the training data", ""] + labelled
+    parts += ["", "## Detector settings (first run of each)", ""]
+    first = results.drop_duplicates("detector")
+    parts += [f"- {row.detector}: `{row.params}`" for row in first.itertuples() if row.params]
+    errors = failures(results)
+    if errors:
+        parts += ["", "## Failures", ""]
+        parts += [f"- {d} on {s} (seed {seed}): {e}" for d, s, seed, e in errors]
+    return "\n".join(parts) + "\n"
+
+
+def plot_auroc(results, path, title):
+    """Save a grouped bar chart of AUROC per subset (and the mean) and detector."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: never needs a display
+    import matplotlib.pyplot as plt
+
+    table = per_subset_means(results, "auroc")
+    table.loc["mean"] = table.mean()
+    n_groups, n_bars = table.shape
+    width = 0.8 / max(n_bars, 1)
+    fig, ax = plt.subplots(figsize=(min(max(6.0, 0.15 * n_groups * n_bars + 3), 40), 4))
+    positions = np.arange(n_groups)
+    for i, detector in enumerate(table.columns):
+        ax.bar(positions + (i - (n_bars - 1) / 2) * width, table[detector].fillna(0.0),
+               width, label=detector)
+    ax.axhline(0.5, color="grey", linestyle="--", linewidth=0.8)  # chance level
+    ax.set(xticks=positions, ylim=(0, 1), ylabel="AUROC", title=title)
+    ax.set_xticklabels(table.index, rotation=45 if n_groups > 12 else 0, ha="right"
+                       if n_groups > 12 else "center")
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))  # off the bars
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

