@@ -32,7 +32,7 @@ def nt_xent(z1, z2, temperature, negatives=None):
     self_mask = torch.zeros_like(similarity, dtype=torch.bool)
     self_mask[:, :2 * n] = torch.eye(2 * n, dtype=torch.bool, device=z.device)
     similarity = similarity.masked_fill(self_mask, float("-inf"))
-    positives = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    positives = torch.arange(2 * n, device=z.device).roll(n)  # i <-> i + n
     return F.cross_entropy(similarity, positives)
 
 

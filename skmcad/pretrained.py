@@ -45,6 +45,9 @@ class PretrainedEncoder(nn.Module):
         self.input_size = int(input_size)
         self.register_buffer("input_mean", torch.as_tensor(input_mean, dtype=torch.float32))
         self.register_buffer("input_std", torch.as_tensor(input_std, dtype=torch.float32))
+        # buffers, so they live on the model's device: no host-to-device copy per batch
+        self.register_buffer("backbone_mean", torch.tensor(INPUT_MEAN), persistent=False)
+        self.register_buffer("backbone_std", torch.tensor(INPUT_STD), persistent=False)
 
     def train(self, mode=True):
         super().train(mode)
@@ -59,9 +62,8 @@ class PretrainedEncoder(nn.Module):
         if x.shape[-2:] != (self.input_size, self.input_size):
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
                               align_corners=False)
-        mean = torch.as_tensor(INPUT_MEAN, device=x.device, dtype=x.dtype).view(shape)
-        std = torch.as_tensor(INPUT_STD, device=x.device, dtype=x.dtype).view(shape)
-        return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+        x = (x - self.backbone_mean.view(shape)) / self.backbone_std.view(shape)
+        return x.contiguous(memory_format=torch.channels_last)
 
     def forward(self, x):
         with torch.no_grad():

@@ -225,7 +225,8 @@ def stage2_loss(network, scorer, x, generator, anomalies=None):
         parts.append(anomalies)
     maps, descriptors = frozen_outputs(network, torch.cat(parts))
     logits = scorer(maps, descriptors)  # (B_total,)
-    targets = torch.cat([torch.zeros(len(x)), torch.ones(len(logits) - len(x))]).to(logits)
+    targets = torch.ones_like(logits)
+    targets[:len(x)] = 0.0
     weights = torch.ones_like(targets)
     if anomalies is not None:
         weights[2 * len(x):] = len(x) / len(anomalies)
