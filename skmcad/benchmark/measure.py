@@ -45,7 +45,7 @@ def _hwm_bytes():
     return float("nan")
 
 
-def _reset_hwm():
+def reset_hwm():
     """Reset ``VmHWM`` to the current RSS; return whether the kernel accepted it."""
     try:
         with open("/proc/self/clear_refs", "w") as clear_refs:
@@ -95,7 +95,7 @@ class PeakRSS:
         _release_free_memory()
         self._baseline = current_rss_bytes()
         self._peak = self._baseline
-        self._exact = _reset_hwm()
+        self._exact = reset_hwm()
         self._stop = threading.Event()
         self._thread = None
         if not self._exact:

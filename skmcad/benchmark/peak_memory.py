@@ -38,6 +38,8 @@ import time
 
 import numpy as np
 
+from .measure import reset_hwm
+
 IMAGE_SHAPE = (32, 32, 3)
 N_FEATURES = 32
 DETECTOR_PARAMS = dict(memory_size=8, n_scales=2, width=2, stage1_epochs=1, stage2_epochs=1,
@@ -56,16 +58,6 @@ def _status():
             if key in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
                 values[key] = int(rest.split()[0]) * 1024
     return values
-
-
-def _reset_peak():
-    """Reset VmHWM to the current VmRSS (Linux >= 4.0); False where not permitted."""
-    try:
-        with open("/proc/self/clear_refs", "w") as file:
-            file.write("5")
-        return True
-    except OSError:
-        return False
 
 
 class PeakSampler:
@@ -98,7 +90,7 @@ def _measure(function):
 
     gc.collect()
     before = _status()
-    reset = _reset_peak()
+    reset = reset_hwm()
     start = time.perf_counter()
     with PeakSampler() as sampler:
         result = function()
