@@ -121,17 +121,19 @@ class MBConv(nn.Module):
         self.drop_connect = drop_connect
 
     def forward(self, x):  # x: (B, cin, H, W)
+        # In place on the fresh conv outputs: a new large tensor per activation costs more in
+        # allocation (page faults) than the activation itself on CPU.
         h = x
         if self.has_expand:
-            h = F.relu6(self._bn0(self._expand_conv(h)))  # (B, mid, H, W)
-        h = F.relu6(self._bn1(self._depthwise_conv(h)))  # (B, mid, H/stride, W/stride)
+            h = F.relu6(self._bn0(self._expand_conv(h)), inplace=True)  # (B, mid, H, W)
+        h = F.relu6(self._bn1(self._depthwise_conv(h)), inplace=True)  # (B, mid, H/s, W/s)
         h = self._bn2(self._project_conv(h))  # (B, cout, H/stride, W/stride), linear bottleneck
         if self.has_skip:
             if self.training and self.drop_connect > 0:  # stochastic depth, per sample
                 keep = 1.0 - self.drop_connect
                 mask = torch.rand(h.shape[0], 1, 1, 1, device=h.device, dtype=h.dtype) < keep
                 h = h * mask / keep
-            h = h + x
+            h += x
         return h
 
 
@@ -222,7 +224,7 @@ class EfficientNetLite0(nn.Module):
         wanted = self._resolve(range(1, self.n_stages + 1) if stages is None else stages)
         last = max(wanted)
         feats = {}
-        x = F.relu6(self._bn0(self._conv_stem(x)))  # (B, 32, H/2, W/2)
+        x = F.relu6(self._bn0(self._conv_stem(x)), inplace=True)  # (B, 32, H/2, W/2)
         start = 0
         for s, end in enumerate(self.stage_ends[: min(last, 7)], start=1):
             for block in self._blocks[start:end]:
@@ -230,7 +232,7 @@ class EfficientNetLite0(nn.Module):
             start = end
             feats[s] = x
         if last == 8:
-            x = F.relu6(self._bn1(self._conv_head(x)))  # (B, 1280, H/32, W/32)
+            x = F.relu6(self._bn1(self._conv_head(x)), inplace=True)  # (B, 1280, H/32, W/32)
             feats[8] = x
         return [feats[s] for s in wanted]
 

