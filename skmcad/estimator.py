@@ -271,6 +271,27 @@ class MCADDetector(BaseDetector):
             start += len(batch)
         return _check_finite_output(scores, "scores")
 
+    def predict_proba(self, X, method="linear", return_confidence=False):
+        """Probability of each sample being an anomaly, as PyOD's ``BaseDetector``.
+
+        Parameters
+        ----------
+        X : array-like with the layout seen at fit
+        method : {"linear", "unify"}, default="linear"
+            Min-max scaling of the scores by the training scores, or unifying scores.
+        return_confidence : bool, default=False
+            Also return ``predict_confidence(X)``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, 2)
+            Columns: probability of normal, probability of anomaly.
+        """
+        check_is_fitted(self)
+        # PyOD's implementation reads X.shape: any array-like becomes an array first
+        X = self._validate_input(X, reset=False)
+        return super().predict_proba(X, method=method, return_confidence=return_confidence)
+
     def anomaly_map(self, X):
         """Per-pixel anomaly maps of images: the per-scale standardised deviation maps,
         weighted as in the score and upsampled to the input size.

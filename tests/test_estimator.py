@@ -68,6 +68,14 @@ def test_predict_proba_is_a_probability_increasing_with_the_score(fitted, one_cl
     assert (np.diff(proba[order, 1]) >= -1e-12).all()
 
 
+def test_scoring_methods_take_nested_lists_like_arrays(fitted, one_class_digits):
+    _, X_test, _ = one_class_digits
+    X_list = X_test[:5].tolist()
+    for method in ("decision_function", "predict", "predict_proba", "predict_confidence"):
+        expected = getattr(fitted, method)(X_test[:5])
+        assert np.array_equal(getattr(fitted, method)(X_list), expected), method
+
+
 def test_predict_confidence_lies_in_unit_interval(fitted, one_class_digits):
     _, X_test, _ = one_class_digits
     confidence = fitted.predict_confidence(X_test)

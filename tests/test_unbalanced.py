@@ -1,7 +1,10 @@
 """The unbalanced setting: a few labelled anomalies in fit(X, y)."""
 
+import os
+
 import numpy as np
 import pytest
+import torch
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV
 
@@ -77,3 +80,29 @@ def test_grid_search_over_per_scale_memory_sizes(split, tiny_params, setting, sc
                           cv=2, error_score="raise").fit(X_fit[order], y_fit[order])
     assert search.best_params_["memory_size"] in [(4, 8), (8, 4)]
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def _torch_threads(estimator, X, y):
+    """A 'scorer' reporting the torch thread count of the process the fold ran in."""
+    return float(torch.get_num_threads())
+
+
+@pytest.mark.parametrize("setting", ["one-class", "unbalanced"])
+def test_parallel_grid_search_matches_serial_and_keeps_one_core_per_worker(
+        split, tiny_params, setting):
+    X_fit, y_fit, _, _ = split
+    order = np.random.default_rng(0).permutation(len(X_fit))  # both labels in each fold
+    X, y = X_fit[order], y_fit[order]
+    scoring = {"auc": "roc_auc", "threads": _torch_threads}
+    searches = [GridSearchCV(MCADDetector(**tiny_params, setting=setting),
+                             {"memory_size": [4, 8]}, scoring=scoring, refit="auc", cv=2,
+                             n_jobs=n_jobs, error_score="raise").fit(X, y)
+                for n_jobs in (1, 2)]
+    serial, parallel = (s.cv_results_ for s in searches)
+    # same seeds, same folds: the same models up to float rounding of other thread counts
+    assert np.allclose(parallel["mean_test_auc"], serial["mean_test_auc"], atol=0.02)
+    # joblib caps each worker's native threads at cores // n_jobs, so 2 workers do not fight
+    # over the cores with 2 torch threads each
+    cap = max(1, (os.cpu_count() or 1) // 2)
+    assert parallel["mean_test_threads"].max() <= cap
+    assert searches[1].best_estimator_.decision_function(X).shape == (len(X),)
