@@ -76,7 +76,10 @@ class MCADDetector(BaseDetector):
     contamination : float in (0, 0.5], default=0.1
         Expected proportion of anomalies in the training data; sets ``threshold_``.
     device : str, default="auto"
-        Torch device; "auto" takes CUDA when available, else the CPU.
+        Torch device; "auto" takes CUDA when available, else the CPU. On CUDA training and
+        scoring run under bfloat16 autocast; on CPU the frozen pretrained backbone
+        (``backbone="efficientnet-lite0"``) runs in bfloat16 where the CPU computes it
+        natively (AVX512-BF16, AMX), everything else in float32 (float64 for tabular data).
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, augmentations and batching. Global random states
         (numpy, python, torch) are never changed.
