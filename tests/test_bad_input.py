@@ -219,26 +219,27 @@ def test_invalid_parameters_are_refused_at_fit(tabular, name, params, X, error, 
     assert_unchanged(tabular, before, X_TAB)
 
 
+def _assert_scoring_refused(detector, X_good, method, X, error, match):
+    """``method(X)`` raises ``error`` and leaves the fitted ``detector`` unchanged."""
+    before = snapshot(detector, X_good)
+    with pytest.raises(error, match=match), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        getattr(detector, method)(X)
+    assert_unchanged(detector, before, X_good)
+
+
 @pytest.mark.parametrize("method", SCORING_METHODS)
 @pytest.mark.parametrize("name, X, error, match", TABULAR_SCORE_CASES,
                          ids=_ids(TABULAR_SCORE_CASES))
 def test_bad_scoring_input_on_tabular_detector(tabular, method, name, X, error, match):
-    before = snapshot(tabular, X_TAB)
-    with pytest.raises(error, match=match), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        getattr(tabular, method)(X)
-    assert_unchanged(tabular, before, X_TAB)
+    _assert_scoring_refused(tabular, X_TAB, method, X, error, match)
 
 
 @pytest.mark.parametrize("method", SCORING_METHODS + ["anomaly_map"])
 @pytest.mark.parametrize("name, X, error, match", IMAGE_SCORE_CASES,
                          ids=_ids(IMAGE_SCORE_CASES))
 def test_bad_scoring_input_on_image_detector(image, method, name, X, error, match):
-    before = snapshot(image, X_IMG)
-    with pytest.raises(error, match=match), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        getattr(image, method)(X)
-    assert_unchanged(image, before, X_IMG)
+    _assert_scoring_refused(image, X_IMG, method, X, error, match)
 
 
 def test_anomaly_map_of_a_tabular_detector_is_refused(tabular):
