@@ -167,6 +167,24 @@ def _mcad_factory(overrides=None, one_class=False):
     return build
 
 
+def _baseline_input_size(ctx):
+    """Side images are resized to for the frozen-backbone baselines: MCAD's in the same run."""
+    size = mcad_params(ctx).get("input_size")
+    return 96 if size is None else size
+
+
+def _knn_features(ctx):
+    from skmcad.baselines import FeatureKNN
+
+    return FeatureKNN(input_size=_baseline_input_size(ctx), random_state=ctx.random_state)
+
+
+def _patchcore(ctx):
+    from skmcad.baselines import PatchCore
+
+    return PatchCore(input_size=_baseline_input_size(ctx), random_state=ctx.random_state)
+
+
 @contextlib.contextmanager
 def _quiet(*messages):
     """Silence stdout and the warnings whose message matches one of ``messages``."""
@@ -298,6 +316,10 @@ REGISTRY = {
     "xgbod": DetectorSpec(_xgbod, labels="required"),
     "devnet": DetectorSpec(_devnet, labels="required"),
     "hgb": DetectorSpec(_hgb, labels="required"),
+    # DN2 and PatchCore on MCAD's frozen ImageNet backbone, at MCAD's input size: what MCAD's
+    # training adds over its features (skmcad.baselines).
+    "knn-features": DetectorSpec(_knn_features, flat_input=False),
+    "patchcore": DetectorSpec(_patchcore, flat_input=False),
 }
 REGISTRY.update({
     name: DetectorSpec(_mcad_factory(over), flat_input=False, warm_up=False, labels="used")
