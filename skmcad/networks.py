@@ -206,8 +206,6 @@ def build_encoder(layout, backbone, width, n_scales, input_size=None, input_stat
     ``input_statistics`` are the (mean, std) the inputs were standardised with; the
     pretrained encoder needs them to see raw pixel values.
     """
-    if backbone == "auto":
-        backbone = "mlp" if layout.kind == "tabular" else "resnet"
     if (backbone == "mlp") != (layout.kind == "tabular"):
         raise ValueError(f"backbone={backbone!r} does not fit {layout.kind} input; use "
                          f"'mlp' for tabular data and 'resnet' or 'efficientnet-lite0' for images.")

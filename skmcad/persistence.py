@@ -30,6 +30,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .estimator import MCADDetector
 from .inputs import InputLayout, Standardizer
+from .presets import resolve_params
 
 FORMAT = "skmcad"
 FORMAT_VERSION = 1
@@ -248,7 +249,8 @@ def _restore_state(detector, state):
                                 state["standardizer"]["std"].numpy())
     dtype = getattr(torch, state["dtype"])
     cpu = torch.device("cpu")
-    network, scorer = detector._build_modules(layout, standardizer, 0, cpu, dtype)
+    config = resolve_params(detector.get_params(), layout.kind)
+    network, scorer = detector._build_modules(config, layout, standardizer, 0, cpu, dtype)
     network.load_state_dict(state["network"])
     scorer.load_state_dict(state["scorer"])
     device = _load_device(detector.device)
@@ -258,6 +260,7 @@ def _restore_state(detector, state):
     detector.n_features_in_ = int(state["n_features_in"])
     if "feature_names_in" in state:
         detector.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
+    detector.config_ = config
     detector.layout_, detector.standardizer_, detector.device_ = layout, standardizer, device
     detector._classes = int(state["classes"])
     detector.network_, detector.scorer_ = network, scorer

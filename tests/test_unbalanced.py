@@ -10,8 +10,8 @@ from sklearn.model_selection import GridSearchCV
 
 from skmcad import MCADDetector
 
-PARAMS = dict(memory_size=16, width=8, stage1_epochs=10, stage2_epochs=5, batch_size=64,
-              random_state=0)
+PARAMS = dict(backbone="resnet", memory_size=16, width=8, stage1_epochs=10, stage2_epochs=5,
+              batch_size=64, random_state=0)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,44 @@
+"""The "auto" parameters take the configuration the benchmark measures (the CPU presets)."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from skmcad import MCADDetector
+from skmcad.presets import AUTO_VALUES, preset_params, resolve_params
+
+AUTO_KEYS = sorted(AUTO_VALUES["mlp"]) + ["backbone"]
+
+
+def _resolved(kind, **params):
+    return resolve_params(MCADDetector(**params).get_params(), kind)
+
+
+@pytest.mark.parametrize("kind", ["image", "tabular"])
+def test_defaults_are_the_cpu_preset(kind):
+    preset = preset_params("cpu", kind)
+    resolved = _resolved(kind)
+    assert {key: resolved[key] for key in preset} == preset
+
+
+def test_user_values_win_over_auto_and_the_backbone_picks_the_rest():
+    resolved = _resolved("image", backbone="resnet", memory_size=7)
+    assert resolved["memory_size"] == 7
+    assert resolved["stage1_epochs"] == AUTO_VALUES["resnet"]["stage1_epochs"]
+    assert resolved["input_size"] is None
+    assert sorted(resolved) == sorted(AUTO_KEYS)
+
+
+def test_default_fit_on_rows_records_its_configuration():
+    X = np.random.default_rng(0).normal(size=(60, 4))
+    det = MCADDetector(stage1_epochs=1, random_state=0).fit(X)
+    assert det.config_ == {**AUTO_VALUES["mlp"], "backbone": "mlp", "stage1_epochs": 1}
+
+
+def test_default_image_detector_is_the_pretrained_one_and_separates_digits(digits):
+    images, y = digits
+    normal = images[:600][y[:600] == 0]
+    det = MCADDetector(random_state=0).fit(normal)
+    assert det.config_ == {**AUTO_VALUES["efficientnet-lite0"], "backbone": "efficientnet-lite0"}
+    test, labels = images[600:1000], (y[600:1000] != 0)
+    assert roc_auc_score(labels, det.decision_function(test)) > 0.97
