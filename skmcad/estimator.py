@@ -55,7 +55,9 @@ class MCADDetector(BaseDetector):
     memory_temperature : float, default=0.1
         Temperature of the memory read (``beta = 1 / memory_temperature``).
     stage1_epochs : int or "auto", default="auto"
-        Epochs of contrastive representation and memory learning.
+        Epochs of contrastive representation and memory learning; 0 skips stage 1 (the
+        untrained-memory ablation: prototypes are feature vectors drawn from the training
+        data, the encoder stays as built).
     stage2_epochs : int or "auto", default="auto"
         Epochs of the anomaly distance detector; 0 scores with the raw standardised deviation.
     batch_size : int or "auto", default="auto"
@@ -66,7 +68,9 @@ class MCADDetector(BaseDetector):
     regularizer_weight : float, default=0.1
         Weight of the prototype spread and usage regulariser.
     use_memory : bool, default=True
-        False is the no-memory ablation: deviations from the mean normal feature.
+        False is the no-memory ablation: stage 1 is plain contrastive learning and each
+        position is compared with its nearest training feature (a kNN search over at most
+        16,384 training positions per scale) instead of a memory read.
     distance : {"auto", "cosine", "euclidean"}, default="auto"
         How features are compared with their memory reads: "cosine" (directions; the choice
         for images) or "euclidean" (magnitudes too; the choice for tabular rows, whose
@@ -141,14 +145,15 @@ class MCADDetector(BaseDetector):
     """
 
     _parameter_constraints = {
-        "memory_size": [Interval(Integral, 1, None, closed="left"), tuple, list, StrOptions({"auto"})],
+        "memory_size": [Interval(Integral, 1, None, closed="left"), tuple, list,
+                        StrOptions({"auto"})],
         "n_scales": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "backbone": [StrOptions({"auto", "efficientnet-lite0", "resnet", "mlp"})],
         "width": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "input_size": [None, Interval(Integral, 8, None, closed="left"), StrOptions({"auto"})],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "memory_temperature": [Interval(Real, 0, None, closed="neither")],
-        "stage1_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "stage1_epochs": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "stage2_epochs": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "batch_size": [Interval(Integral, 2, None, closed="left"), StrOptions({"auto"})],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
@@ -167,9 +172,9 @@ class MCADDetector(BaseDetector):
     def __init__(self, memory_size="auto", n_scales="auto", backbone="auto", width="auto",
                  input_size="auto", temperature=0.2, memory_temperature=0.1,
                  stage1_epochs="auto", stage2_epochs="auto", batch_size="auto",
-                 learning_rate=1e-3, consistency_weight=1.0, regularizer_weight=0.1, use_memory=True, distance="auto", image_shape=None,
-                 setting="one-class", contamination=0.1, device="auto", random_state=None,
-                 verbose=0):
+                 learning_rate=1e-3, consistency_weight=1.0, regularizer_weight=0.1,
+                 use_memory=True, distance="auto", image_shape=None, setting="one-class",
+                 contamination=0.1, device="auto", random_state=None, verbose=0):
         self.memory_size = memory_size
         self.n_scales = n_scales
         self.backbone = backbone
@@ -241,7 +246,7 @@ class MCADDetector(BaseDetector):
         history1 = train_stage1(network, normals[train],
                                 self._stage_config(config["stage1_epochs"], batch_size),
                                 generator, anomalies)
-        finalize_memories(network, normals[train], batch_size)
+        finalize_memories(network, normals[train], batch_size, generator)
         network.requires_grad_(False)
         scorer.set_statistics(*deviation_statistics(network, normals[holdout], batch_size))
         history2 = train_stage2(network, scorer, normals[train],

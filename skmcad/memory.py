@@ -50,23 +50,63 @@ class HopfieldMemory(nn.Module):
         return retrieved, attention
 
 
-class MeanMemory(nn.Module):
-    """The no-memory ablation: every position is compared with the mean normal feature.
+class NearestNeighbourMemory(nn.Module):
+    """The no-memory ablation: every position reads its nearest training feature.
 
-    Nothing is learned; :meth:`initialize_from` stores the mean of the training features.
+    Nothing is learned: after stage 1, :meth:`initialize_from` stores feature vectors of
+    the training data (at most ``bank_size`` positions, drawn at random) and a read returns
+    the stored vector nearest to each query, so the deviation is a 1-nearest-neighbour
+    distance. It is what a user would run instead of a learned memory: a kNN search on the
+    same features.
+
+    Parameters
+    ----------
+    dim : int
+        Channel count ``C`` of the feature map the memory reads.
+    metric : {"cosine", "euclidean"}
+        How the nearest stored vector is chosen (the detector's ``distance``).
+    bank_size : int
+        Most positions kept.
     """
 
-    def __init__(self, dim):
+    def __init__(self, dim, metric="cosine", bank_size=16384):
         super().__init__()
-        self.register_buffer("center", torch.zeros(dim))
+        self.metric, self.bank_size = metric, int(bank_size)
+        self.register_buffer("bank", torch.zeros(1, dim))
 
     @torch.no_grad()
     def initialize_from(self, features, generator=None):
-        self.center.copy_(_positions(features).mean(dim=0))
+        """Store the vectors of ``features`` (B, C, H, W), a random ``bank_size`` of them."""
+        vectors = _positions(features)  # (N, C)
+        if len(vectors) > self.bank_size:
+            keep = torch.randperm(len(vectors), generator=generator,
+                                  device=vectors.device)[:self.bank_size]
+            vectors = vectors[keep]
+        self.bank = vectors.to(self.bank.dtype).clone()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # the bank's length is known only once it is filled: take the saved one's
+        saved = state_dict.get(prefix + "bank")
+        if saved is not None:
+            self.bank = torch.empty_like(saved, dtype=self.bank.dtype, device=self.bank.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def nearest(self, queries, chunk=4096):
+        """Index of the nearest stored vector of each row of ``queries`` (N, C)."""
+        bank = F.normalize(self.bank, dim=1) if self.metric == "cosine" else self.bank
+        found = []
+        for part in queries.split(chunk):
+            if self.metric == "cosine":
+                found.append((F.normalize(part, dim=1) @ bank.T).argmax(dim=1))  # (n,)
+            else:
+                found.append(torch.cdist(part, bank).argmin(dim=1))  # (n,)
+        return torch.cat(found)
 
     def forward(self, features):
         batch, channels, height, width = features.shape
-        retrieved = self.center.view(1, channels, 1, 1).expand(batch, channels, height, width)
+        queries = _positions(features)  # (B*H*W, C)
+        retrieved = self.bank[self.nearest(queries)]  # (B*H*W, C)
+        retrieved = retrieved.reshape(batch, height, width, channels).permute(0, 3, 1, 2)
         attention = features.new_ones(batch * height * width, 1)
         return retrieved, attention
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .memory import HopfieldMemory, MeanMemory
+from .memory import HopfieldMemory, NearestNeighbourMemory
 
 
 class BasicBlock(nn.Module):
@@ -124,7 +124,7 @@ class MCADNetwork(nn.Module):
     beta : float
         Inverse temperature of the memory read.
     use_memory : bool
-        False gives the no-memory ablation (:class:`~skmcad.memory.MeanMemory`).
+        False gives the no-memory ablation (:class:`~skmcad.memory.NearestNeighbourMemory`).
     distance : {"cosine", "euclidean"}
         How features and reads are compared, see :func:`deviation`.
     proj_dim : int
@@ -140,7 +140,7 @@ class MCADNetwork(nn.Module):
         if use_memory:
             memories = [HopfieldMemory(k, c, beta) for k, c in zip(memory_sizes, channels)]
         else:
-            memories = [MeanMemory(c) for c in channels]
+            memories = [NearestNeighbourMemory(c, distance) for c in channels]
         self.memories = nn.ModuleList(memories)
         self.heads = nn.ModuleList(ProjectionHead(c, proj_dim) for c in channels)
 

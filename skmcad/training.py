@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .augmentations import augment_images, augment_rows, synthetic_anomalies
 from .losses import anomaly_margin, memory_consistency, memory_regularizer, nt_xent
 from .networks import deviation
-from .memory import HopfieldMemory, MeanMemory
+from .memory import HopfieldMemory, NearestNeighbourMemory
 
 # The scorer is a handful of parameters on pooled, standardised deviations: a large fixed
 # step size trains it in a few epochs whatever the learning rate of stage 1.
@@ -134,6 +134,9 @@ def train_stage1(network, X, config, generator, anomalies=None):
     """
     device = X.device
     initialize_memories(network, X, generator, config.batch_size)
+    if config.epochs == 0:  # the untrained-memory ablation
+        network.eval()
+        return []
     params = [p for p in network.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
@@ -169,19 +172,27 @@ def _epoch_mean(losses):
     return float(torch.stack(losses).float().mean()) if losses else float("nan")
 
 
-def finalize_memories(network, X, batch_size):
-    """The no-memory ablation's centre is the mean training feature, set after stage 1."""
-    if not isinstance(network.memories[0], MeanMemory):
+@torch.no_grad()
+def finalize_memories(network, X, batch_size, generator):
+    """Fill the no-memory ablation's banks with training features, after stage 1.
+
+    Each batch contributes its share of a random ``bank_size`` of the training positions,
+    so the banks never hold more than that at once.
+    """
+    memories = network.memories
+    if not isinstance(memories[0], NearestNeighbourMemory):
         return
     network.eval()
-    sums = None
-    with torch.no_grad():
-        for start in range(0, len(X), batch_size):
-            features = network.features(X[start:start + batch_size])
-            batch_sums = [f.float().sum(dim=(0, 2, 3)) / (f.shape[2] * f.shape[3]) for f in features]
-            sums = batch_sums if sums is None else [a + b for a, b in zip(sums, batch_sums)]
-    for memory, total in zip(network.memories, sums):
-        memory.center.copy_(total / len(X))
+    kept = [[] for _ in memories]
+    for start in range(0, len(X), batch_size):
+        features = network.features(X[start:start + batch_size])
+        for parts, memory, f in zip(kept, memories, features):
+            vectors = f.float().permute(0, 2, 3, 1).reshape(-1, f.shape[1])  # (B*H*W, C)
+            share = -(-memory.bank_size * len(vectors) // (len(X) * f.shape[2] * f.shape[3]))
+            pick = torch.randperm(len(vectors), generator=generator, device=vectors.device)
+            parts.append(vectors[pick[:share]])
+    for parts, memory in zip(kept, memories):
+        memory.initialize_from(torch.cat(parts)[:, :, None, None], generator)
 
 
 @torch.no_grad()

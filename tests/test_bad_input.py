@@ -63,7 +63,7 @@ IMAGE_FIT_CASES = [
 PARAM_CASES = [
     ("memory_size=-1", dict(memory_size=-1), X_TAB, ValueError, "'memory_size' parameter"),
     ("memory_size=0", dict(memory_size=0), X_TAB, ValueError, "'memory_size' parameter"),
-    ("stage1_epochs=0", dict(stage1_epochs=0), X_TAB, ValueError, "'stage1_epochs' parameter"),
+    ("stage1_epochs=-1", dict(stage1_epochs=-1), X_TAB, ValueError, "'stage1_epochs' parameter"),
     ("stage2_epochs=-1", dict(stage2_epochs=-1), X_TAB, ValueError,
      "'stage2_epochs' parameter"),
     ("contamination=0", dict(contamination=0.0), X_TAB, ValueError, "'contamination'"),

@@ -136,7 +136,8 @@ def test_ablation_flag_adds_mcad_and_its_ablations():
     parser = build_parser()
     args = parser.parse_args(["--detectors", "iforest", "--ablation"])
     assert detector_names(args, parser) == [
-        "iforest", "mcad", "mcad-no-memory", "mcad-one-scale", "mcad-no-stage2"]
+        "iforest", "mcad", "mcad-no-memory", "mcad-untrained-memory", "mcad-one-scale",
+        "mcad-no-stage2"]
 
 
 def test_mcad_params_must_be_a_json_object(capsys):

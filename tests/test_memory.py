@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from skmcad.memory import HopfieldMemory, MeanMemory
+from skmcad.memory import HopfieldMemory, NearestNeighbourMemory
 
 
 def test_read_shapes_and_attention_rows_sum_to_one():
@@ -24,7 +24,8 @@ def test_read_matches_the_hopfield_formula_at_each_position():
         for h in range(2):
             for w in range(2):
                 q = features[b, :, h, w]
-                weights = torch.softmax(5.0 * F.normalize(prototypes, dim=1) @ F.normalize(q, dim=0), 0)
+                similarity = F.normalize(prototypes, dim=1) @ F.normalize(q, dim=0)
+                weights = torch.softmax(5.0 * similarity, 0)
                 assert torch.allclose(retrieved[b, :, h, w], weights @ prototypes, atol=1e-6)
 
 
@@ -56,9 +57,32 @@ def test_initialize_from_takes_feature_vectors():
         assert (queries - prototype).abs().sum(dim=1).min() == pytest.approx(0.0)
 
 
-def test_mean_memory_reads_the_training_centre():
-    memory = MeanMemory(dim=3)
-    features = torch.randn(4, 3, 2, 2)
-    memory.initialize_from(features)
-    retrieved, _ = memory(torch.randn(1, 3, 2, 2))
-    assert torch.allclose(retrieved[0, :, 1, 1], features.mean(dim=(0, 2, 3)), atol=1e-6)
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_nearest_neighbour_memory_reads_the_nearest_training_vector(metric):
+    generator = torch.Generator().manual_seed(0)
+    memory = NearestNeighbourMemory(dim=3, metric=metric, bank_size=100)
+    training = torch.randn(4, 3, 2, 2, generator=generator)
+    memory.initialize_from(training, generator)
+    bank = training.permute(0, 2, 3, 1).reshape(-1, 3)
+    queries = torch.randn(2, 3, 3, 1, generator=generator)
+    retrieved, _ = memory(queries)
+    for b in range(2):
+        for h in range(3):
+            q = queries[b, :, h, 0]
+            if metric == "cosine":
+                best = bank[(F.normalize(bank, dim=1) @ F.normalize(q, dim=0)).argmax()]
+            else:
+                best = bank[(bank - q).norm(dim=1).argmin()]
+            assert torch.equal(retrieved[b, :, h, 0], best)
+
+
+def test_nearest_neighbour_memory_keeps_a_random_bank_of_its_size_and_reloads_it():
+    memory = NearestNeighbourMemory(dim=3, bank_size=5)
+    training = torch.randn(4, 3, 2, 2)
+    memory.initialize_from(training, torch.Generator().manual_seed(0))
+    vectors = training.permute(0, 2, 3, 1).reshape(-1, 3)
+    assert memory.bank.shape == (5, 3)
+    assert all((vectors == row).all(dim=1).any() for row in memory.bank)
+    reloaded = NearestNeighbourMemory(dim=3, bank_size=5)
+    reloaded.load_state_dict(memory.state_dict())
+    assert torch.equal(reloaded.bank, memory.bank)

@@ -29,6 +29,7 @@ LABEL_USES = ("ignored", "used", "required")
 # Each ablation switches off one part of the method; see SPEC section 4.
 ABLATIONS = {
     "mcad-no-memory": {"use_memory": False},
+    "mcad-untrained-memory": {"stage1_epochs": 0},
     "mcad-one-scale": {"n_scales": 1},
     "mcad-no-stage2": {"stage2_epochs": 0},
 }

@@ -1,0 +1,52 @@
+"""The ablations the benchmark runs: no memory (a kNN search instead) and untrained memory."""
+
+import io
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from skmcad import MCADDetector
+from skmcad.memory import NearestNeighbourMemory
+
+
+def test_no_memory_deviation_is_the_nearest_training_feature_distance(digits, tiny_params):
+    images, y = digits
+    det = MCADDetector(**tiny_params, use_memory=False).fit(images[:300][y[:300] == 3])
+    network = det.network_
+    assert all(isinstance(m, NearestNeighbourMemory) for m in network.memories)
+    x = torch.from_numpy(det.standardizer_.transform(
+        det.layout_.to_batch(images[400:404]))).float()
+    with torch.no_grad():
+        maps = network.deviation_maps(x)
+        for d, f, memory in zip(maps, network.features(x), network.memories):
+            queries = F.normalize(f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]), dim=1)
+            bank = F.normalize(memory.bank, dim=1)
+            nearest = (2 - 2 * (queries @ bank.T).amax(dim=1)).reshape(d.shape)
+            torch.testing.assert_close(d, nearest, atol=1e-4, rtol=1e-4)
+
+
+def test_no_memory_detector_saves_and_loads_its_banks(tiny_params):
+    X = np.random.default_rng(0).normal(size=(50, 4))
+    det = MCADDetector(**tiny_params, use_memory=False).fit(X)
+    assert det.network_.memories[0].bank.shape == (45, 16)  # the 90 % stage-1 part, width 16
+    buffer = io.BytesIO()
+    det.save(buffer)
+    buffer.seek(0)
+    np.testing.assert_array_equal(MCADDetector.load(buffer).decision_function(X),
+                                  det.decision_function(X))
+
+
+def test_untrained_memory_holds_training_features(digits, tiny_params):
+    images, y = digits
+    normal = images[:300][y[:300] == 5]
+    det = MCADDetector(**{**tiny_params, "stage1_epochs": 0}).fit(normal)
+    assert det.history_["stage1"] == []
+    x = torch.from_numpy(det.standardizer_.transform(det.layout_.to_batch(normal))).float()
+    with torch.no_grad():
+        deepest = det.network_.features(x)[-1]  # adapters untrained: the backbone's features
+    vectors = deepest.permute(0, 2, 3, 1).reshape(-1, deepest.shape[1])
+    for prototype in det.network_.memories[-1].prototypes:
+        distances = torch.cdist(prototype[None], vectors,
+                                compute_mode="donot_use_mm_for_euclid_dist")
+        assert distances.min() < 1e-4
