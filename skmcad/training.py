@@ -141,8 +141,11 @@ def train_stage1(network, X, config, generator, anomalies=None):
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     steps = config.epochs * max(1, -(-len(X) // config.batch_size))
+    # OneCycleLR divides by the length of its warm-up, pct_start * total_steps - 1 steps: at
+    # least half a step, so short fits work (pct_start is 0.1 from 15 steps on)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, config.learning_rate, total_steps=steps + 1, pct_start=0.1)
+        optimizer, config.learning_rate, total_steps=steps + 1,
+        pct_start=max(0.1, 1.5 / (steps + 1)))
     network.train()
     history, progress = [], EpochProgress(config.epochs, config.verbose, "stage 1")
     try:

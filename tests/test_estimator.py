@@ -161,3 +161,13 @@ def test_grid_search_over_memory_size_with_roc_auc(digits, tiny_params):
                           scoring="roc_auc", cv=2, error_score="raise").fit(X, labels)
     assert search.best_params_["memory_size"] in (8, 16)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+@pytest.mark.parametrize("steps", range(1, 21))
+def test_every_stage1_step_count_fits(steps):
+    # 40 rows: 36 train stage 1 in one batch, so stage1_epochs is the optimiser step count
+    X = np.random.default_rng(steps).normal(size=(40, 3))
+    det = MCADDetector(memory_size=4, width=2, stage1_epochs=steps, stage2_epochs=1,
+                       batch_size=36, random_state=0).fit(X)
+    assert len(det.history_["stage1"]) == steps
+    assert np.isfinite(det.decision_scores_).all()
