@@ -190,7 +190,7 @@ def finalize_memories(network, X, batch_size, generator):
     for start in range(0, len(X), batch_size):
         features = network.features(X[start:start + batch_size])
         for parts, memory, f in zip(kept, memories, features):
-            vectors = f.float().permute(0, 2, 3, 1).reshape(-1, f.shape[1])  # (B*H*W, C)
+            vectors = f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])  # (B*H*W, C)
             share = -(-memory.bank_size * len(vectors) // (len(X) * f.shape[2] * f.shape[3]))
             pick = torch.randperm(len(vectors), generator=generator, device=vectors.device)
             parts.append(vectors[pick[:share]])
