@@ -28,9 +28,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from .efficientnet import INPUT_MEAN, INPUT_STD, fuse_bn, load_pretrained_lite0
 from .inputs import infer_layout, iter_batches
-from .pretrained import CPU_CHUNK, DEFAULT_INPUT_SIZE, native_bfloat16
+from .pretrained import DEFAULT_INPUT_SIZE, frozen_stage_maps
 
-__all__ = ["FeatureKNN", "PatchCore", "greedy_coreset", "backbone_input", "frozen_stage_maps"]
+__all__ = ["FeatureKNN", "PatchCore", "greedy_coreset", "backbone_input"]
 
 PROJECTION_DIM = 128  # PatchCore's random projection for the greedy coreset
 BLUR_SIGMA = 4.0  # px at the backbone input size, as in PatchCore
@@ -65,24 +65,6 @@ def backbone_input(batch, input_size, device):
     mean = torch.tensor(INPUT_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(INPUT_STD, device=device).view(1, 3, 1, 1)
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
-
-
-def frozen_stage_maps(backbone, x, stages):
-    """Feature maps of ``stages`` of the frozen backbone, in float32, without gradients.
-
-    Runs as :meth:`skmcad.pretrained.PretrainedEncoder.frozen_features`: over chunks of
-    ``CPU_CHUNK`` images on CPU (the whole batch on GPU), under bfloat16 autocast where
-    :func:`skmcad.pretrained.native_bfloat16` says the device computes it natively.
-
-    Returns
-    -------
-    list of Tensor of shape (B, C_s, H_s, W_s)
-    """
-    chunks = x.split(CPU_CHUNK) if x.device.type == "cpu" else [x]
-    with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16,
-                                         enabled=native_bfloat16(x.device)):
-        per_chunk = [backbone.stage_features(c, stages) for c in chunks]
-    return [torch.cat(maps).float() for maps in zip(*per_chunk)]
 
 
 def _load_backbone(last_stage, device):
@@ -279,7 +261,7 @@ class FeatureKNN(_FrozenBackboneDetector):
             kth_neighbour_distance(self.features_, self.features_, self.n_neighbors + 1))
 
     def _pooled(self, x):
-        feature_map = frozen_stage_maps(self.backbone_, x, [self.stage])[0]
+        feature_map = frozen_stage_maps(self.backbone_, x, [self.stage])[0].float()
         return F.normalize(feature_map.mean(dim=(2, 3)), dim=1)  # (B, C)
 
     def features(self, X):
@@ -497,7 +479,7 @@ class PatchCore(_FrozenBackboneDetector):
 
     def _patch_maps(self, x):
         """Locally aggregated patch vectors of backbone inputs: (B, C, h, w)."""
-        maps = frozen_stage_maps(self.backbone_, x, self._checked_stages())
+        maps = [m.float() for m in frozen_stage_maps(self.backbone_, x, self._checked_stages())]
         size = maps[0].shape[-2:]
         maps = [m if m.shape[-2:] == size else
                 F.interpolate(m, size=size, mode="bilinear", align_corners=False) for m in maps]

@@ -30,6 +30,34 @@ def native_bfloat16(device):
     return bool(supported and supported())
 
 
+def frozen_stage_maps(backbone, x, stages, prepare=None):
+    """Feature maps of ``stages`` of a frozen backbone, without gradients.
+
+    Runs over chunks of ``CPU_CHUNK`` images on CPU (the whole batch on GPU), under
+    bfloat16 autocast where :func:`native_bfloat16` says the device computes it natively.
+
+    Parameters
+    ----------
+    backbone : skmcad.efficientnet.EfficientNetLite0
+    x : Tensor of shape (B, C, H, W)
+    stages : sequence of int
+    prepare : callable, optional
+        Turns a chunk of ``x`` into the backbone's input (resizing, normalising): applied
+        chunk by chunk, so the resized images are never held for the whole batch.
+
+    Returns
+    -------
+    list of Tensor of shape (B, C_s, H_s, W_s)
+        float32, or bfloat16 where autocast ran.
+    """
+    chunks = x.split(CPU_CHUNK) if x.device.type == "cpu" else [x]
+    with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16,
+                                         enabled=native_bfloat16(x.device)):
+        per_chunk = [backbone.stage_features(prepare(c) if prepare else c, stages)
+                     for c in chunks]
+    return [torch.cat(maps) for maps in zip(*per_chunk)]
+
+
 class PretrainedEncoder(nn.Module):
     """Frozen EfficientNet-Lite0 whose last ``n_scales`` stages each get a residual 1x1 adapter.
 
@@ -90,13 +118,8 @@ class PretrainedEncoder(nn.Module):
 
     def frozen_features(self, x):
         """Backbone maps of the stages used, in the input's dtype, without gradients."""
-        low_precision = native_bfloat16(x.device)
-        chunks = x.split(CPU_CHUNK) if x.device.type == "cpu" else [x]
-        with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16,
-                                             enabled=low_precision):
-            per_chunk = [self.backbone.stage_features(self.backbone_input(c), self.stages)
-                         for c in chunks]
-        return [torch.cat(maps).to(x.dtype) for maps in zip(*per_chunk)]  # (B, C_s, H_s, W_s)
+        maps = frozen_stage_maps(self.backbone, x, self.stages, prepare=self.backbone_input)
+        return [m.to(x.dtype) for m in maps]  # (B, C_s, H_s, W_s)
 
     def forward(self, x):
         maps = self.frozen_features(x)
