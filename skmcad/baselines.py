@@ -27,6 +27,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .efficientnet import INPUT_MEAN, INPUT_STD, fuse_bn, load_pretrained_lite0
+from .estimator import _resolve_device
 from .inputs import infer_layout, iter_batches
 from .pretrained import DEFAULT_INPUT_SIZE, frozen_stage_maps
 
@@ -70,14 +71,6 @@ def backbone_input(batch, input_size, device):
 def _load_backbone(last_stage, device):
     backbone = fuse_bn(load_pretrained_lite0(n_stages=last_stage)).requires_grad_(False)
     return backbone.to(device, memory_format=torch.channels_last)
-
-
-def _resolve_device(name):
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was asked for, but CUDA is not available here.")
-    return torch.device(name)
 
 
 def _row_chunks(n_rows, n_columns):
