@@ -30,6 +30,7 @@ from .efficientnet import INPUT_MEAN, INPUT_STD, fuse_bn, load_pretrained_lite0
 from .estimator import _resolve_device
 from .inputs import infer_layout, iter_batches
 from .pretrained import DEFAULT_INPUT_SIZE, frozen_stage_maps
+from .threads import with_torch_threads
 
 __all__ = ["FeatureKNN", "PatchCore", "greedy_coreset", "backbone_input"]
 
@@ -107,9 +108,11 @@ class _FrozenBackboneDetector(BaseDetector):
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "contamination": [Interval(Real, 0, 0.5, closed="right")],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
+        "n_jobs": [Integral, None],
         "random_state": ["random_state"],
     }
 
+    @with_torch_threads
     def fit(self, X, y=None):
         """Fit the detector on normal images.
 
@@ -196,6 +199,9 @@ class FeatureKNN(_FrozenBackboneDetector):
         Expected proportion of anomalies in the training data; sets ``threshold_``.
     device : {"auto", "cpu", "cuda"}, default="auto"
         "auto" takes CUDA when available, else the CPU.
+    n_jobs : int or None, default=None
+        CPU threads of torch in ``fit`` and scoring (None: 1, -1: every core), as
+        :class:`skmcad.MCADDetector`'s.
     random_state : int, RandomState instance or None, default=None
         Unused (the detector is deterministic); kept for the interface of the baselines.
 
@@ -231,13 +237,14 @@ class FeatureKNN(_FrozenBackboneDetector):
     }
 
     def __init__(self, n_neighbors=5, stage=7, input_size=DEFAULT_INPUT_SIZE, batch_size=256,
-                 contamination=0.1, device="auto", random_state=None):
+                 contamination=0.1, device="auto", n_jobs=None, random_state=None):
         self.n_neighbors = n_neighbors
         self.stage = stage
         self.input_size = input_size
         self.batch_size = batch_size
         self.contamination = contamination
         self.device = device
+        self.n_jobs = n_jobs
         self.random_state = random_state
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -257,6 +264,7 @@ class FeatureKNN(_FrozenBackboneDetector):
         feature_map = frozen_stage_maps(self.backbone_, x, [self.stage])[0].float()
         return F.normalize(feature_map.mean(dim=(2, 3)), dim=1)  # (B, C)
 
+    @with_torch_threads
     def features(self, X):
         """L2-normalised pooled features of images, as the detector compares them.
 
@@ -272,6 +280,7 @@ class FeatureKNN(_FrozenBackboneDetector):
         X = self._check_images(X, reset=False)
         return torch.cat([self._pooled(x).cpu() for x in self._inputs(X)]).numpy()
 
+    @with_torch_threads
     def decision_function(self, X):
         """Distance to the ``n_neighbors``-th nearest training feature, batch by batch.
 
@@ -388,6 +397,9 @@ class PatchCore(_FrozenBackboneDetector):
         Expected proportion of anomalies in the training data; sets ``threshold_``.
     device : {"auto", "cpu", "cuda"}, default="auto"
         "auto" takes CUDA when available, else the CPU.
+    n_jobs : int or None, default=None
+        CPU threads of torch in ``fit`` and scoring (None: 1, -1: every core), as
+        :class:`skmcad.MCADDetector`'s.
     random_state : int, RandomState instance or None, default=None
         Seeds the coreset.
 
@@ -431,7 +443,7 @@ class PatchCore(_FrozenBackboneDetector):
 
     def __init__(self, coreset_ratio=0.1, coreset="random", stages=(4, 5),
                  input_size=DEFAULT_INPUT_SIZE, batch_size=256, contamination=0.1,
-                 device="auto", random_state=None):
+                 device="auto", n_jobs=None, random_state=None):
         self.coreset_ratio = coreset_ratio
         self.coreset = coreset
         self.stages = stages
@@ -439,6 +451,7 @@ class PatchCore(_FrozenBackboneDetector):
         self.batch_size = batch_size
         self.contamination = contamination
         self.device = device
+        self.n_jobs = n_jobs
         self.random_state = random_state
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -491,6 +504,7 @@ class PatchCore(_FrozenBackboneDetector):
         n, _, height, width = patch_maps.shape
         return self._nearest_bank_distance(_flat_patches(patch_maps)).view(n, height, width)
 
+    @with_torch_threads
     def patch_distances(self, X):
         """Distance of every patch to its nearest bank entry.
 
@@ -507,6 +521,7 @@ class PatchCore(_FrozenBackboneDetector):
         X = self._check_images(X, reset=False)
         return torch.cat([self._distance_maps(x).cpu() for x in self._inputs(X)]).double().numpy()
 
+    @with_torch_threads
     def decision_function(self, X):
         """Largest patch distance to the memory bank of each image, batch by batch.
 
@@ -522,6 +537,7 @@ class PatchCore(_FrozenBackboneDetector):
         check_is_fitted(self)
         return self._stream_scores(X, lambda x: self._distance_maps(x).amax(dim=(1, 2)))
 
+    @with_torch_threads
     def anomaly_map(self, X):
         """Per-pixel anomaly maps at the resolution of the input images.
 

@@ -8,15 +8,19 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from pyod.models.base import BaseDetector
+from scipy.special import erf
+from scipy.stats import binom
 from sklearn.base import _fit_context
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .inputs import Standardizer, check_same_layout, infer_layout, iter_batches
+from .inputs import (Standardizer, check_binary_labels, check_same_layout, infer_layout,
+                     iter_batches)
 from .networks import build_network
 from .presets import resolve_params
 from .scorer import DeviationScorer
+from .threads import with_torch_threads
 from .training import (StageConfig, deviation_maps, deviation_statistics, finalize_memories,
                        frozen_outputs, train_stage1, train_stage2)
 
@@ -89,6 +93,13 @@ class MCADDetector(BaseDetector):
         scoring run under bfloat16 autocast; on CPU the frozen pretrained backbone
         (``backbone="efficientnet-lite0"``) runs in bfloat16 where the CPU computes it
         natively (AVX512-BF16, AMX), everything else in float32 (float64 for tabular data).
+    n_jobs : int or None, default=None
+        CPU threads of torch during ``fit`` and scoring, as in scikit-learn: None is 1 (unless
+        inside a ``joblib.parallel_backend`` context), -1 every core. Set for each call and
+        restored after it; torch's process-wide setting is left as it was. One thread is the
+        default because torch's threads spin while they wait for each other: on cores other
+        work also uses, two threads can run several times slower than one. On an idle
+        machine ``n_jobs=-1`` is faster.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, augmentations and batching. Global random states
         (numpy, python, torch) are never changed.
@@ -165,6 +176,7 @@ class MCADDetector(BaseDetector):
         "setting": [StrOptions({"one-class", "unbalanced"})],
         "contamination": [Interval(Real, 0, 0.5, closed="right")],
         "device": [str, torch.device],
+        "n_jobs": [Integral, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -174,7 +186,7 @@ class MCADDetector(BaseDetector):
                  stage1_epochs="auto", stage2_epochs="auto", batch_size="auto",
                  learning_rate=1e-3, consistency_weight=1.0, regularizer_weight=0.1,
                  use_memory=True, distance="auto", image_shape=None, setting="one-class",
-                 contamination=0.1, device="auto", random_state=None, verbose=0):
+                 contamination=0.1, device="auto", n_jobs=None, random_state=None, verbose=0):
         self.memory_size = memory_size
         self.n_scales = n_scales
         self.backbone = backbone
@@ -194,6 +206,7 @@ class MCADDetector(BaseDetector):
         self.setting = setting
         self.contamination = contamination
         self.device = device
+        self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
 
@@ -220,6 +233,7 @@ class MCADDetector(BaseDetector):
             self.__dict__.update(snapshot)
             raise
 
+    @with_torch_threads
     @_fit_context(prefer_skip_nested_validation=True)
     def _fit(self, X, y):
         _check_image_shape(self.image_shape)
@@ -281,6 +295,23 @@ class MCADDetector(BaseDetector):
                              f"got n_samples = {n_normal}.")
         return labels
 
+    def fit_predict(self, X, y=None):
+        """Fit the detector and return the 0/1 labels of the training data (``labels_``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n, d), (n, H, W), (n, H, W, C) or (n, C, H, W)
+        y : array-like of shape (n,), optional
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            1 for the training samples scored above ``threshold_``, 0 for the others.
+        """
+        return self.fit(X, y).labels_
+
+    @with_torch_threads
     def decision_function(self, X):
         """Anomaly scores, higher = more anomalous, computed batch by batch.
 
@@ -302,27 +333,103 @@ class MCADDetector(BaseDetector):
             start += len(batch)
         return _check_finite_output(scores, "scores")
 
+    def score_samples(self, X):
+        """Normality scores, scikit-learn's outlier convention: higher = more normal.
+
+        The opposite of :meth:`decision_function` (PyOD's convention, higher = more
+        anomalous), for code written against scikit-learn's ``IsolationForest`` or
+        ``LocalOutlierFactor(novelty=True)``.
+
+        Parameters
+        ----------
+        X : array-like with the layout seen at fit
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), float64
+        """
+        return -self.decision_function(X)
+
+    def predict(self, X, return_confidence=False):
+        """Label each sample: 1 anomaly (score above ``threshold_``), 0 normal.
+
+        Parameters
+        ----------
+        X : array-like with the layout seen at fit
+        return_confidence : bool, default=False
+            Also return the confidence of each label (see :meth:`predict_confidence`).
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), int
+        confidence : ndarray of shape (n_samples,), only if ``return_confidence``
+        """
+        scores = self.decision_function(X)
+        labels = (scores > self.threshold_).astype(int)
+        return (labels, self._confidence(scores)) if return_confidence else labels
+
     def predict_proba(self, X, method="linear", return_confidence=False):
-        """Probability of each sample being an anomaly, as PyOD's ``BaseDetector``.
+        """PyOD's outlier "probability": the scores rescaled to [0, 1].
+
+        Not a calibrated probability of being an anomaly. "linear" min-max scales each score
+        by the smallest and largest *training* score (clipped to [0, 1]), so about
+        ``contamination`` of fresh normal samples already lie in the top tenth of the range
+        and a value of 0.5 means nothing in particular; "unify" passes the score, centred and
+        scaled by the training scores' mean and standard deviation, through ``erf`` (Kriegel
+        et al., 2011). Use it to rank or to compare with PyOD detectors; use :meth:`predict`
+        for decisions at the contamination threshold.
 
         Parameters
         ----------
         X : array-like with the layout seen at fit
         method : {"linear", "unify"}, default="linear"
-            Min-max scaling of the scores by the training scores, or unifying scores.
         return_confidence : bool, default=False
-            Also return ``predict_confidence(X)``.
+            Also return the confidence of each label (see :meth:`predict_confidence`).
 
         Returns
         -------
-        ndarray of shape (n_samples, 2)
-            Columns: probability of normal, probability of anomaly.
+        proba : ndarray of shape (n_samples, 2)
+            Columns: 1 - p, p.
+        confidence : ndarray of shape (n_samples,), only if ``return_confidence``
         """
-        check_is_fitted(self)
-        # PyOD's implementation reads X.shape: any array-like becomes an array first
-        X = self._validate_input(X, reset=False)
-        return super().predict_proba(X, method=method, return_confidence=return_confidence)
+        if method not in ("linear", "unify"):
+            raise ValueError(f"method must be 'linear' or 'unify'; got {method!r}.")
+        scores = self.decision_function(X)
+        if method == "linear":
+            low, high = self.decision_scores_.min(), self.decision_scores_.max()
+            anomalous = (scores - low) / (high - low if high > low else 1.0)
+        else:
+            anomalous = erf((scores - self._mu) / (self._sigma * np.sqrt(2)))
+        anomalous = anomalous.clip(0, 1)
+        proba = np.column_stack([1 - anomalous, anomalous])
+        return (proba, self._confidence(scores)) if return_confidence else proba
 
+    def predict_confidence(self, X):
+        """Confidence of each label of :meth:`predict`, PyOD's ExCeeD (Perini et al., 2020).
+
+        How consistently the label would come out if the training set were drawn again: a
+        probability in [0, 1].
+
+        Parameters
+        ----------
+        X : array-like with the layout seen at fit
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return self._confidence(self.decision_function(X))
+
+    def _confidence(self, scores):
+        n = len(self.decision_scores_)
+        n_below = np.searchsorted(np.sort(self.decision_scores_), scores, side="right")
+        posterior = (1 + n_below) / (2 + n)
+        confidence = 1 - binom.cdf(n - int(n * self.contamination), n, posterior)
+        normal = scores <= self.threshold_
+        confidence[normal] = 1 - confidence[normal]
+        return confidence
+
+    @with_torch_threads
     def anomaly_map(self, X):
         """Per-pixel anomaly maps of images: the per-scale standardised deviation maps,
         weighted as in the score and upsampled to the input size.
@@ -546,15 +653,7 @@ def _unbalanced_labels(y, n_samples):
     if y is None:
         raise ValueError('setting="unbalanced" needs y in fit(X, y): 1 marks the labelled '
                          'anomalies, 0 the normal samples.')
-    y = column_or_1d(check_array(y, ensure_2d=False, dtype=None, ensure_all_finite=False),
-                     warn=True)
-    if len(y) != n_samples:
-        raise ValueError(f"y has {len(y)} labels but X has {n_samples} samples.")
-    values = set(np.unique(y).tolist()) if y.dtype != object else set(y.tolist())
-    if not values <= {0, 1}:
-        raise ValueError(f"y must hold 0 (normal) and 1 (labelled anomaly) only; "
-                         f"got the values {sorted(values, key=str)[:10]}.")
-    labels = y.astype(np.int64)
+    labels = check_binary_labels(y, n_samples, anomaly="labelled anomaly")
     if not labels.any():
         raise ValueError('setting="unbalanced" needs at least one labelled anomaly (y == 1); '
                          'with none, use setting="one-class".')

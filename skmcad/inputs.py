@@ -9,7 +9,8 @@ are never copied whole.
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.utils import assert_all_finite
+from sklearn.utils import assert_all_finite, check_array
+from sklearn.utils.validation import column_or_1d
 
 CHANNEL_COUNTS = (1, 3, 4)
 
@@ -172,3 +173,17 @@ class Standardizer:
     def transform(self, batch):
         shape = (1, -1) if batch.ndim == 2 else (1, -1, 1, 1)
         return (batch - self.mean.reshape(shape)) / self.std.reshape(shape)
+
+
+def check_binary_labels(y, n_samples, anomaly="anomaly"):
+    """``y`` as 0/1 int64 labels (PyOD's: 0 normal, 1 ``anomaly``), one per sample; a
+    ``ValueError`` names what is wrong otherwise."""
+    y = column_or_1d(check_array(y, ensure_2d=False, dtype=None, ensure_all_finite=False),
+                     warn=True)
+    if len(y) != n_samples:
+        raise ValueError(f"y has {len(y)} labels but X has {n_samples} samples.")
+    values = set(np.unique(y).tolist()) if y.dtype != object else set(y.tolist())
+    if not values <= {0, 1}:
+        raise ValueError(f"y must hold 0 (normal) and 1 ({anomaly}) only; "
+                         f"got the values {sorted(values, key=str)[:10]}.")
+    return y.astype(np.int64)

@@ -5,6 +5,7 @@ import sys
 import types
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.io
 
@@ -187,10 +188,14 @@ def test_mcad_parameters_preset_then_user_then_ablation(monkeypatch):
     fake_presets = types.ModuleType("skmcad.presets")
     fake_presets.preset_params = lambda preset, kind: {"n_scales": 3, "width": 8, "kind": kind}
     monkeypatch.setitem(sys.modules, "skmcad.presets", fake_presets)
-    ctx = bench_detectors.BuildContext(n_features=64, random_state=7, kind="image",
+    ctx = bench_detectors.BuildContext(n_features=64, random_state=7, kind="image", n_jobs=2,
                                        mcad_params={"width": 4, "n_scales": 2})
     params = bench_detectors.mcad_params(ctx, bench_detectors.ABLATIONS["mcad-one-scale"])
-    assert params == {"n_scales": 1, "width": 4, "kind": "image", "random_state": 7}
+    assert params == {"n_scales": 1, "width": 4, "kind": "image", "random_state": 7,
+                      "n_jobs": 2}
+    ctx = bench_detectors.BuildContext(n_features=64, random_state=7, n_jobs=2,
+                                       mcad_params={"n_jobs": 1})
+    assert bench_detectors.mcad_params(ctx)["n_jobs"] == 1  # the user's parameters win
 
 
 # A configuration small enough for a seconds-long fit (as tests/conftest.py's TINY), whatever
@@ -427,3 +432,16 @@ def test_devnet_is_seeded_and_leaves_torch_generator_alone():
     first = fit_and_score()
     assert torch.equal(torch.get_rng_state(), state)
     np.testing.assert_allclose(fit_and_score(), first)
+
+
+def test_thread_benchmark_writes_one_row_per_input_load_and_thread_count(tmp_path):
+    from skmcad.benchmark import threads
+
+    threads.main(["--out", str(tmp_path), "--n-jobs", "1", "--fit-images", "20",
+                  "--score-images", "20", "--rows", "100"])
+    table = pd.read_csv(tmp_path / "results.csv")
+    assert sorted(zip(table["input"], table["load"])) == [
+        ("image", "1 core busy"), ("image", "idle"), ("tabular", "1 core busy"),
+        ("tabular", "idle")]
+    assert (table["n_jobs"] == 1).all() and (table["fit_s"] > 0).all()
+    assert (table["samples_per_s"] > 0).all()

@@ -25,9 +25,9 @@ protocols:
   cifar10  one-class on CIFAR-10: train on one class's training images, score the
            whole test split
   mnist    one-class on MNIST, as cifar10
-  odds     PyOD's benchmark on ODDS .mat files: random 60/40 stratified splits (one per
-           seed, default 10), z-score fitted on the training part; default data sets:
-           the 17 of PyOD's benchmark
+  odds     PyOD's benchmark on ODDS .mat files: random 60/40 splits, not stratified, as
+           PyOD's (one per seed, default 10), z-score fitted on the training part; default
+           data sets: the 17 of PyOD's benchmark
   adbench  ADBench unsupervised: sets over 10,000 samples cut to 10,000, 70/30
            stratified splits (one per seed, default 3), min-max scaling fitted on the
            training part; default: every .npz file found
@@ -113,6 +113,9 @@ def build_parser():
     add("--ablation", action="store_true",
         help="also run MCAD's ablations: " + ", ".join(detectors_module.ABLATIONS))
     add("--preset", choices=("cpu", "gpu"), default="cpu", help="MCAD preset (default: cpu)")
+    add("--n-jobs", type=int, default=None, metavar="N",
+        help="torch threads of every detector: MCAD's and the feature baselines' n_jobs, and "
+             "the count PyOD's torch detectors use (default: 1; -1: every core)")
     add("--mcad-params", type=_json_dict, default={}, metavar="JSON",
         help="MCADDetector keyword arguments overriding the preset, e.g. "
              "'{\"stage1_epochs\": 1}'")
@@ -161,6 +164,16 @@ def check_unbalanced_options(args, parser):
         supported = [n for n, p in PROTOCOLS.items() if p.supports_unbalanced]
         parser.error(f"--anomaly-ratio: no unbalanced protocol for {args.dataset}; it is for "
                      f"{', '.join(supported)}")
+
+
+def _set_torch_threads(n_jobs):
+    # PyOD's torch detectors use the process-wide count; MCAD and the feature baselines
+    # set the same count for each of their calls.
+    import torch
+
+    from skmcad.threads import n_threads
+
+    torch.set_num_threads(n_threads(n_jobs))
 
 
 def _progress(total):
@@ -274,8 +287,9 @@ def main(argv=None):
     seeds = list(range(args.seeds or protocol.default_seeds))
     context = detectors_module.BuildContext(
         n_features=0, random_state=0, kind=protocol.kind, preset=args.preset,
-        mcad_params=args.mcad_params, anomaly_ratio=args.anomaly_ratio,
+        mcad_params=args.mcad_params, anomaly_ratio=args.anomaly_ratio, n_jobs=args.n_jobs,
     )
+    _set_torch_threads(args.n_jobs)
     results = run_benchmark(protocol, subsets, seeds, names, context, out_dir)
     _finish(results, args, out_dir, "python -m skmcad.benchmark " + shlex.join(argv))
     return 0

@@ -53,6 +53,8 @@ class BuildContext:
         MCADDetector keyword arguments overriding the preset.
     anomaly_ratio : float or None, default=None
         Set in the unbalanced protocol (fraction of labelled anomalies in the training data).
+    n_jobs : int or None, default=None
+        Torch threads of MCAD and of the frozen-backbone baselines (their ``n_jobs``).
     """
 
     n_features: int
@@ -61,6 +63,7 @@ class BuildContext:
     preset: str = "cpu"
     mcad_params: dict = field(default_factory=dict)
     anomaly_ratio: Optional[float] = None
+    n_jobs: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ def mcad_params(ctx, overrides=None, one_class=False):
     """
     from skmcad.presets import preset_params
 
-    params = dict(preset_params(ctx.preset, ctx.kind))
+    params = dict(preset_params(ctx.preset, ctx.kind), n_jobs=ctx.n_jobs)
     params.update(ctx.mcad_params)
     if one_class:
         params["setting"] = "one-class"
@@ -177,13 +180,15 @@ def _baseline_input_size(ctx):
 def _knn_features(ctx):
     from skmcad.baselines import FeatureKNN
 
-    return FeatureKNN(input_size=_baseline_input_size(ctx), random_state=ctx.random_state)
+    return FeatureKNN(input_size=_baseline_input_size(ctx), n_jobs=ctx.n_jobs,
+                      random_state=ctx.random_state)
 
 
 def _patchcore(ctx):
     from skmcad.baselines import PatchCore
 
-    return PatchCore(input_size=_baseline_input_size(ctx), random_state=ctx.random_state)
+    return PatchCore(input_size=_baseline_input_size(ctx), n_jobs=ctx.n_jobs,
+                     random_state=ctx.random_state)
 
 
 @contextlib.contextmanager
