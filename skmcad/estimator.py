@@ -94,8 +94,8 @@ class MCADDetector(BaseDetector):
         (``backbone="efficientnet-lite0"``) runs in bfloat16 where the CPU computes it
         natively (AVX512-BF16, AMX), everything else in float32 (float64 for tabular data).
     n_jobs : int or None, default=None
-        CPU threads of torch during ``fit`` and scoring, as in scikit-learn: None is 1 (unless
-        inside a ``joblib.parallel_backend`` context), -1 every core. Set for each call and
+        CPU threads of torch during ``fit`` and scoring: None is 1 (inside parallel workers
+        too), -1 every core, -2 all but one, as in scikit-learn. Set for each call and
         restored after it; torch's process-wide setting is left as it was. One thread is the
         default because torch's threads spin while they wait for each other: on cores other
         work also uses, two threads can run several times slower than one. On an idle

@@ -22,12 +22,15 @@ _saved = None
 
 
 def n_threads(n_jobs):
-    """Threads for ``n_jobs``, scikit-learn's way.
+    """Threads for ``n_jobs``: None is 1; -1 is every core, -2 all but one, and so on, as in
+    scikit-learn. Never more than the cores this process may use.
 
-    None is 1, unless inside a ``joblib.parallel_backend(..., n_jobs=k)`` context (then k);
-    -1 is every core, -2 all but one, and so on. Never more than the cores this process may
-    use.
+    None stays 1 inside joblib contexts too: in a worker of a parallel search (joblib's loky
+    or Dask backend), the backend's job count is the number of workers, and giving each
+    worker's fit that many threads again would oversubscribe the cores.
     """
+    if n_jobs is None:
+        return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(int(effective_n_jobs(n_jobs)), cores or 1))
 

@@ -29,7 +29,8 @@ def test_n_jobs_follows_scikit_learn_conventions():
     assert n_threads(-1) == CORES
     assert n_threads(10 ** 6) == CORES  # never more threads than cores
     with joblib.parallel_backend("threading", n_jobs=2):
-        assert n_threads(None) == min(2, CORES)
+        assert n_threads(None) == 1  # the workers of a parallel search: one thread each
+        assert n_threads(-1) == CORES
 
 
 def test_block_sets_the_count_and_restores_it_even_on_error(two_threads_outside):
