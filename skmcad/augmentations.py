@@ -95,24 +95,71 @@ def synthetic_anomalies(x, generator):
     """Anomalous versions of normal samples: the negatives of the stage-2 detector.
 
     Images: a patch of another image of the batch, shifted, pasted at a random place (half
-    of the batch), or a patch of strong noise (the other half). Rows: a random 20-60 % of
-    the features replaced by values from other rows, or scaled far outside their range.
+    of the batch), or a patch of strong noise (the other half). Rows: the four types of
+    synthetic anomalies ADBench describes, a quarter of the batch each (see
+    :func:`tabular_anomalies`).
     """
     if x.ndim == 2:
-        return _corrupt_rows(x, generator)
+        return tabular_anomalies(x, generator)
     return _paste_patches(x, generator)
 
 
-def _corrupt_rows(x, generator):
+TABULAR_ANOMALY_TYPES = ("local", "global", "dependency", "clustered")
+
+
+def tabular_anomalies(x, generator, kinds=None):
+    """ADBench's synthetic anomaly types, built from a batch of standardised rows.
+
+    Row ``i`` of the result is of type ``TABULAR_ANOMALY_TYPES[kinds[i]]`` (by default
+    ``kinds[i] = i % 4``), made from row ``i`` of ``x`` and the batch:
+
+    - "local": ``x_i + sqrt(a - 1) * (x_j - x_k) / sqrt(2)`` for random rows ``j, k`` and
+      ``a`` in [2, 5]: the batch's spread around ``x_i`` widened ``a`` times in variance
+      (ADBench scales the covariance of the normal data's mixture components);
+    - "global": every feature uniform over the batch's range of it widened by 10 % on
+      each side;
+    - "dependency": every feature of a random 50-100 % of them from its own random row
+      (a draw from the product of the marginals: the values are normal, their joint
+      configuration is not);
+    - "clustered": ``x_i + (a - 1) * (x_c - mean)`` with ``a`` in [2, 5] and ``x_c`` one
+      row drawn per group of 8: the rows of a group move together, away from the batch's
+      mean (ADBench scales the mixture components' means).
+
+    Parameters
+    ----------
+    x : Tensor of shape (B, d)
+    generator : torch.Generator
+    kinds : Tensor of int of shape (B,), optional
+
+    Returns
+    -------
+    Tensor of shape (B, d)
+    """
     n, d = x.shape
-    fraction = _uniform(generator, x, (n, 1), 0.2, 0.6)
-    replace = _uniform(generator, x, (n, d)) < fraction
-    donors = _shuffled_rows(x, generator)
-    scaled = x * _uniform(generator, x, (n, 1), 2.0, 4.0) + torch.randn(
-        x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    use_scaled = _uniform(generator, x, (n, 1)) < 0.5
-    source = torch.where(use_scaled, scaled, donors)
-    return torch.where(replace, source, x)
+    if kinds is None:
+        kinds = torch.arange(n, device=x.device) % len(TABULAR_ANOMALY_TYPES)
+    kinds = kinds.view(n, 1)
+    # local: difference of two random rows, covariance 2 * Sigma, rescaled
+    a = _uniform(generator, x, (n, 1), 2.0, 5.0)
+    pair = torch.randint(n, (2, n), generator=generator, device=x.device)
+    local = x + (a - 1).sqrt() * (x[pair[0]] - x[pair[1]]) / 2 ** 0.5
+    # global: uniform over the widened range of each feature
+    low, high = x.amin(dim=0), x.amax(dim=0)
+    margin = 0.1 * (high - low)
+    global_ = low - margin + (high - low + 2 * margin) * _uniform(generator, x, (n, d))
+    # dependency: features from independent random rows, on a random half or more of them
+    fraction = _uniform(generator, x, (n, 1), 0.5, 1.0)
+    dependency = torch.where(_uniform(generator, x, (n, d)) < fraction,
+                             _shuffled_rows(x, generator), x)
+    # clustered: groups of 8 rows shifted together away from the mean
+    group = torch.arange(n, device=x.device) // 8
+    n_groups = int(group[-1]) + 1
+    centres = x[torch.randint(n, (n_groups,), generator=generator, device=x.device)]
+    scale = _uniform(generator, x, (n_groups, 1), 2.0, 5.0)
+    shift = ((scale - 1) * (centres - x.mean(dim=0)))[group]
+    clustered = x + shift
+    return torch.where(kinds == 0, local, torch.where(
+        kinds == 1, global_, torch.where(kinds == 2, dependency, clustered)))
 
 
 def _paste_patches(x, generator):

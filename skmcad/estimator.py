@@ -54,7 +54,7 @@ class MCADDetector(BaseDetector):
         Width of the first ResNet stage, or of every MLP layer (times 4).
     input_size : int, None or "auto", default="auto"
         Side, in pixels, images are resized to before the encoder; None keeps their size.
-        temperature : float, default=0.2
+    temperature : float, default=0.2
         Temperature of the NT-Xent contrastive loss.
     memory_temperature : float, default=0.1
         Temperature of the memory read (``beta = 1 / memory_temperature``).
@@ -74,7 +74,8 @@ class MCADDetector(BaseDetector):
     use_memory : bool, default=True
         False is the no-memory ablation: stage 1 is plain contrastive learning and each
         position is compared with its nearest training feature (a kNN search over at most
-        16,384 training positions per scale) instead of a memory read.
+        16,384 training positions per scale) instead of a memory read. (The kNN scale of
+        tabular rows is such a search whatever ``use_memory``.)
     distance : {"auto", "cosine", "euclidean"}, default="auto"
         How features are compared with their memory reads: "cosine" (directions; the choice
         for images) or "euclidean" (magnitudes too; the choice for tabular rows, whose
@@ -110,9 +111,19 @@ class MCADDetector(BaseDetector):
     -----
     "auto" takes the configuration measured by the package's benchmark on 2 CPU cores, by
     encoder (``skmcad.presets.AUTO_VALUES``): for "efficientnet-lite0" 96-px input, the
-    last 2 stages, 256 prototypes per memory, 2 + 1 epochs in batches of 256; for "mlp" 3
-    scales of width 64, 32 prototypes, 20 + 5 epochs; for "resnet" 3 scales of a width-16
-    network, 64 prototypes, 50 + 10 epochs. ``config_`` holds the values taken.
+    last 2 stages, 256 prototypes per memory, 2 + 1 epochs in batches of 256; for "mlp" 5
+    scales, 32 prototypes per memory, 5 + 1 epochs in batches of 128 (on tables an epoch is
+    at most 10 batches); for "resnet" 3 scales of a width-16 network, 64 prototypes, 50 + 10
+    epochs. ``config_`` holds the values taken.
+
+    The 5 tabular scales are, shallow to deep, the standardised row read by a kNN bank of
+    the training rows (its deviation is the squared distance to the 5th nearest one, PyOD's
+    KNN score), the same row read by a memory of prototypes, and the three layers (width
+    64) of the MLP, each with its memory. Stage 2 starts the kNN scale at the weight of all
+    the others together and learns the weights against ADBench's four types of synthetic
+    anomalies (local, global, dependency, clustered; see
+    :func:`skmcad.augmentations.tabular_anomalies`). ``n_scales`` below 5 drops the input
+    scales first.
 
     Attributes
     ----------
@@ -504,7 +515,8 @@ class MCADDetector(BaseDetector):
             # labelled anomalies train a discriminative head beside the deviation score
             hybrid = self.setting == "unbalanced"
             scorer = DeviationScorer(config["n_scales"],
-                                     descriptor_dim=network.descriptor_dim if hybrid else None)
+                                     descriptor_dim=network.descriptor_dim if hybrid else None,
+                                     scale_prior=getattr(network, "scale_prior", None))
         return network.to(device, dtype), scorer.to(device, dtype)
 
     def _stage_config(self, epochs, batch_size):

@@ -59,6 +59,11 @@ class NearestNeighbourMemory(nn.Module):
     distance. It is what a user would run instead of a learned memory: a kNN search on the
     same features.
 
+    With ``n_neighbours=k`` a read returns the k-th nearest stored vector instead, so a
+    "euclidean" deviation is the squared distance to the k-th nearest training vector (over
+    ``C``): PyOD's KNN score ("largest" method), squared. ``k`` is capped by the bank's
+    length.
+
     Parameters
     ----------
     dim : int
@@ -67,11 +72,14 @@ class NearestNeighbourMemory(nn.Module):
         How the nearest stored vector is chosen (the detector's ``distance``).
     bank_size : int
         Most positions kept.
+    n_neighbours : int
+        Which neighbour a read returns (1: the nearest).
     """
 
-    def __init__(self, dim, metric="cosine", bank_size=16384):
+    def __init__(self, dim, metric="cosine", bank_size=16384, n_neighbours=1):
         super().__init__()
         self.metric, self.bank_size = metric, int(bank_size)
+        self.n_neighbours = int(n_neighbours)
         self.register_buffer("bank", torch.zeros(1, dim))
 
     @torch.no_grad()
@@ -92,14 +100,20 @@ class NearestNeighbourMemory(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def nearest(self, queries, chunk=4096):
-        """Index of the nearest stored vector of each row of ``queries`` (N, C)."""
+        """Index of the nearest (the ``n_neighbours``-th nearest) stored vector of each row
+        of ``queries`` (N, C)."""
         bank = F.normalize(self.bank, dim=1) if self.metric == "cosine" else self.bank
+        k = min(self.n_neighbours, len(bank))
         found = []
         for part in queries.split(chunk):
             if self.metric == "cosine":
-                found.append((F.normalize(part, dim=1) @ bank.T).argmax(dim=1))  # (n,)
+                similarity = F.normalize(part, dim=1) @ bank.T  # (n, N_bank)
+                found.append(similarity.argmax(dim=1) if k == 1
+                             else similarity.topk(k, dim=1).indices[:, -1])  # (n,)
             else:
-                found.append(torch.cdist(part, bank).argmin(dim=1))  # (n,)
+                distance = torch.cdist(part, bank)  # (n, N_bank)
+                found.append(distance.argmin(dim=1) if k == 1
+                             else distance.topk(k, dim=1, largest=False).indices[:, -1])
         return torch.cat(found)
 
     def forward(self, features):

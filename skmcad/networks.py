@@ -12,6 +12,9 @@ from torch import nn
 
 from .memory import HopfieldMemory, NearestNeighbourMemory
 
+# The input scale of tabular data reads the k-th nearest training row (PyOD KNN's default k).
+INPUT_NEIGHBOURS = 5
+
 
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions with a residual connection (ResNet-18 block)."""
@@ -74,22 +77,28 @@ class ResNetEncoder(nn.Module):
 
 
 class MLPEncoder(nn.Module):
-    """Fully connected encoder for tabular rows: ``n_layers`` Linear-BatchNorm-ReLU stages.
+    """Fully connected encoder for tabular rows: the input, then ``n_layers``
+    Linear-BatchNorm-ReLU stages.
 
-    Each stage's output is one scale, returned as a ``(B, C, 1, 1)`` map.
+    Each stage's output is one scale, returned as a ``(B, C, 1, 1)`` map. The two
+    shallowest are the standardised row itself (``C = n_features``, nothing learned), read
+    in two ways (``scale_kinds``, see :class:`MCADNetwork`): by a kNN search over the
+    training rows ("neighbours") and by a small memory of prototypes ("prototypes").
     """
 
     def __init__(self, n_features, width=64, n_layers=3):
         super().__init__()
-        self.out_channels = [width] * n_layers
-        dims = [n_features] + self.out_channels
+        self.out_channels = [n_features, n_features] + [width] * n_layers
+        self.scale_kinds = ["neighbours", "prototypes"] + ["learned"] * n_layers
+        dims = [n_features] + [width] * n_layers
         self.stages = nn.ModuleList(
             nn.Sequential(nn.Linear(d_in, d_out), nn.BatchNorm1d(d_out), nn.ReLU(inplace=True))
             for d_in, d_out in zip(dims[:-1], dims[1:])
         )
 
     def forward(self, x):
-        features = []
+        row = x[:, :, None, None]  # (B, d, 1, 1): the input scales
+        features = [row, row]
         for stage in self.stages:
             x = stage(x)  # (B, width)
             features.append(x[:, :, None, None])  # (B, width, 1, 1)
@@ -128,19 +137,44 @@ class MCADNetwork(nn.Module):
     distance : {"cosine", "euclidean"}
         How features and reads are compared, see :func:`deviation`.
     proj_dim : int
+    input_neighbours : int
+        Which neighbour the "neighbours" scale of an encoder reads (see below).
+
+    Notes
+    -----
+    An encoder may name the kind of each stage (``scale_kinds``; every stage is "learned"
+    otherwise). A "learned" scale gets a :class:`~skmcad.memory.HopfieldMemory` (or, with
+    ``use_memory=False``, a :class:`~skmcad.memory.NearestNeighbourMemory`). The input
+    scales of :class:`MLPEncoder` have nothing to learn: the "neighbours" one reads the
+    ``input_neighbours``-th nearest training row (its deviation is a kNN distance over the
+    standardised rows, whatever ``use_memory``), the "prototypes" one a memory of
+    prototypes learned in stage 1 by the memory terms only (the consistency and the
+    regulariser; no contrast, the rows have no parameters to learn).
+    ``scale_prior`` is the scorer's starting weight of each scale: 1, and for the
+    "neighbours" scale as much as all the others together.
     """
 
     def __init__(self, encoder, n_scales, memory_sizes, beta, use_memory=True,
-                 distance="cosine", proj_dim=64):
+                 distance="cosine", proj_dim=64, input_neighbours=INPUT_NEIGHBOURS):
         super().__init__()
         self.encoder = encoder
         self.n_scales = n_scales
         self.distance = distance
         channels = encoder.out_channels[-n_scales:]
-        if use_memory:
-            memories = [HopfieldMemory(k, c, beta) for k, c in zip(memory_sizes, channels)]
-        else:
-            memories = [NearestNeighbourMemory(c, distance) for c in channels]
+        kinds = getattr(encoder, "scale_kinds", ["learned"] * len(encoder.out_channels))
+        self.scale_kinds = list(kinds[-n_scales:])
+        self.learned_scales = [kind == "learned" for kind in self.scale_kinds]
+        memories = []
+        for k, c, kind in zip(memory_sizes, channels, self.scale_kinds):
+            if kind == "neighbours":
+                memories.append(NearestNeighbourMemory(c, distance,
+                                                       n_neighbours=input_neighbours))
+            elif use_memory:
+                memories.append(HopfieldMemory(k, c, beta))
+            else:
+                memories.append(NearestNeighbourMemory(c, distance))
+        self.scale_prior = [float(max(n_scales - 1, 1)) if kind == "neighbours" else 1.0
+                            for kind in self.scale_kinds]
         self.memories = nn.ModuleList(memories)
         self.heads = nn.ModuleList(ProjectionHead(c, proj_dim) for c in channels)
 
@@ -244,4 +278,4 @@ def build_network(layout, backbone, width, n_scales, memory_size, beta, use_memo
     if n_scales > depth:
         raise ValueError(f"n_scales={n_scales} exceeds the {depth} stages of this encoder.")
     return MCADNetwork(encoder, n_scales, memory_sizes(memory_size, n_scales), beta, use_memory,
-                       distance)
+                       distance, input_neighbours=INPUT_NEIGHBOURS)

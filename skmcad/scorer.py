@@ -28,9 +28,13 @@ class DeviationScorer(nn.Module):
     n_scales : int
     top_fraction : float
     descriptor_dim : int or None
+    scale_prior : sequence of float or None
+        Starting ``w_s`` (positive); None starts every scale at 1. Tabular networks start
+        their input scales at the weight of all learned scales together
+        (:attr:`~skmcad.networks.MCADNetwork.scale_prior`).
     """
 
-    def __init__(self, n_scales, top_fraction=0.1, descriptor_dim=None):
+    def __init__(self, n_scales, top_fraction=0.1, descriptor_dim=None, scale_prior=None):
         super().__init__()
         self.top_fraction = top_fraction
         self.head = None
@@ -38,7 +42,13 @@ class DeviationScorer(nn.Module):
             self.head = nn.Linear(descriptor_dim, 1)
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
-        self.scale_logits = nn.Parameter(torch.zeros(n_scales))
+        logits = torch.zeros(n_scales)
+        if scale_prior is not None:
+            # softplus(l) / softplus(0) = w  <=>  l = log(expm1(w * log 2))
+            weights = torch.as_tensor(scale_prior, dtype=torch.float64)
+            logits = torch.where(weights == 1, 0.0,
+                                 torch.expm1(weights * _SOFTPLUS_ZERO).log()).float()
+        self.scale_logits = nn.Parameter(logits)
         self.pool_logits = nn.Parameter(torch.zeros(n_scales, 3))
         self.bias = nn.Parameter(torch.zeros(()))
         self.register_buffer("map_mean", torch.zeros(n_scales))

@@ -78,7 +78,7 @@ PARAM_CASES = [
      "2 positive ints"),
     ("memory_size with a negative", dict(memory_size=[2, -1]), X_TAB, ValueError,
      "2 positive ints"),
-    ("n_scales=5, MLP", dict(n_scales=5), X_TAB, ValueError, "exceeds the 3 stages"),
+    ("n_scales=6, MLP", dict(n_scales=6), X_TAB, ValueError, "exceeds the 5 stages"),
     ("n_scales=5, ResNet", dict(n_scales=5, backbone="resnet"), X_IMG, ValueError,
      "exceeds the 4 stages"),
     ("n_scales=8, pretrained", dict(n_scales=8), X_IMG, ValueError, "exceeds the 7 stages"),

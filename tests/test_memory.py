@@ -86,3 +86,24 @@ def test_nearest_neighbour_memory_keeps_a_random_bank_of_its_size_and_reloads_it
     reloaded = NearestNeighbourMemory(dim=3, bank_size=5)
     reloaded.load_state_dict(memory.state_dict())
     assert torch.equal(reloaded.bank, memory.bank)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_nearest_neighbour_memory_reads_the_kth_nearest_vector(metric):
+    generator = torch.Generator().manual_seed(1)
+    memory = NearestNeighbourMemory(dim=4, metric=metric, n_neighbours=3)
+    training = torch.randn(20, 4, 1, 1, generator=generator)
+    memory.initialize_from(training, generator)
+    bank = training[:, :, 0, 0]
+    queries = torch.randn(6, 4, 1, 1, generator=generator)
+    retrieved, _ = memory(queries)
+    for q, r in zip(queries[:, :, 0, 0], retrieved[:, :, 0, 0]):
+        if metric == "cosine":
+            order = (F.normalize(bank, dim=1) @ F.normalize(q, dim=0)).argsort(descending=True)
+        else:
+            order = (bank - q).norm(dim=1).argsort()
+        assert torch.equal(r, bank[order[2]])
+    # more neighbours than stored vectors: the farthest one
+    small = NearestNeighbourMemory(dim=4, metric=metric, n_neighbours=50)
+    small.initialize_from(training[:3], generator)
+    assert len(small(queries)[0]) == 6
