@@ -43,6 +43,9 @@ __all__ = [
     "load_odds",
     "list_adbench",
     "load_adbench",
+    "load_magnetic_tile",
+    "list_image_folder_categories",
+    "load_image_folder",
     "one_class_split",
     "unbalanced_split",
 ]
@@ -100,7 +103,8 @@ def resolve_data_dir(data_dir=None, name=None):
 
     When ``name`` is given and the base folder has a subfolder of that name, the subfolder is
     returned instead, so one root can hold every data set (``<root>/cifar10``,
-    ``<root>/mnist``, ``<root>/odds``, ``<root>/adbench``) and a loader can still be pointed
+    ``<root>/mnist``, ``<root>/odds``, ``<root>/adbench``, ``<root>/magnetic_tile``) and a
+    loader can still be pointed
     straight at one data set's folder.
 
     Parameters
@@ -343,7 +347,7 @@ def load_cifar10(data_dir=None, download=False, verify=True):
 
     Examples
     --------
-    >>> X_train, y_train, X_test, y_test = load_cifar10("../shared/data")  # doctest: +SKIP
+    >>> X_train, y_train, X_test, y_test = load_cifar10("~/skmcad_data")  # doctest: +SKIP
     >>> X_train.shape  # doctest: +SKIP
     (50000, 32, 32, 3)
     """
@@ -447,7 +451,7 @@ def load_mnist(data_dir=None, download=False, verify=True):
 
     Examples
     --------
-    >>> X_train, y_train, X_test, y_test = load_mnist("../shared/data")  # doctest: +SKIP
+    >>> X_train, y_train, X_test, y_test = load_mnist("~/skmcad_data")  # doctest: +SKIP
     >>> X_train.shape  # doctest: +SKIP
     (60000, 28, 28)
     """
@@ -500,7 +504,7 @@ def list_odds(data_dir=None):
 
     Examples
     --------
-    >>> list_odds("../shared/data")[:2]  # doctest: +SKIP
+    >>> list_odds("~/skmcad_data")[:2]  # doctest: +SKIP
     ['annthyroid', 'arrhythmia']
     """
     folder = _require_dir(resolve_data_dir(data_dir, "odds"), "ODDS")
@@ -533,7 +537,7 @@ def load_odds(name, data_dir=None):
 
     Examples
     --------
-    >>> X, y = load_odds("wbc", "../shared/data")  # doctest: +SKIP
+    >>> X, y = load_odds("wbc", "~/skmcad_data")  # doctest: +SKIP
     >>> X.shape  # doctest: +SKIP
     (378, 30)
     """
@@ -605,7 +609,7 @@ def list_adbench(data_dir=None):
 
     Examples
     --------
-    >>> list_adbench("../shared/data")[:2]  # doctest: +SKIP
+    >>> list_adbench("~/skmcad_data")[:2]  # doctest: +SKIP
     ['1_ALOI', '2_annthyroid']
     """
     folder = _adbench_dir(data_dir)
@@ -639,7 +643,7 @@ def load_adbench(name, data_dir=None):
 
     Examples
     --------
-    >>> X, y = load_adbench("breastw", "../shared/data")  # doctest: +SKIP
+    >>> X, y = load_adbench("breastw", "~/skmcad_data")  # doctest: +SKIP
     >>> X.shape  # doctest: +SKIP
     (683, 9)
     """
@@ -652,6 +656,243 @@ def load_adbench(name, data_dir=None):
     if len(arrays) != 2:
         raise ValueError(f"{path} lacks the arrays 'X' and 'y'.")
     return _tabular(path, arrays["X"], arrays["y"])
+
+
+# --------------------------------------------------------------------------------------------
+# Industrial images with pixel masks: Magnetic Tile and MVTec AD-style folders
+# --------------------------------------------------------------------------------------------
+
+MAGNETIC_TILE_FREE = "Free"  # MT_Free: the defect-free class
+MASK_THRESHOLD = 128  # mask pixels at or above it are defect (masks are noisy JPEG-era PNGs)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+GOOD = "good"  # MVTec AD's name of the defect-free test folder
+
+
+def _check_size(size):
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+        raise ValueError(f"size must be a positive integer (pixels a side); got {size!r}.")
+    return int(size)
+
+
+def _pil():
+    try:
+        from PIL import Image
+    except ImportError as exc:  # pillow is a dependency; say so if it is missing anyway
+        raise ImportError("Reading image files needs Pillow: pip install pillow.") from exc
+    return Image
+
+
+def _read_image(path, size, mode):
+    """``path`` as uint8 (size, size[, 3]) in PIL ``mode`` "L" or "RGB", resized bilinearly.
+
+    Pillow widens its filter when shrinking, so a 600 px image is averaged, not aliased.
+    """
+    Image = _pil()
+    try:
+        with Image.open(path) as image:
+            image = image.convert(mode)
+            image = image.resize((size, size), Image.BILINEAR)
+            return np.asarray(image, dtype=np.uint8)
+    except OSError as exc:  # PIL.UnidentifiedImageError is an OSError
+        raise ValueError(f"{path} is not a readable image: {exc}") from exc
+
+
+def _read_mask(path, size):
+    """Boolean (size, size) mask: thresholded at its own size, then resized by nearest."""
+    Image = _pil()
+    try:
+        with Image.open(path) as image:
+            defect = np.asarray(image.convert("L")) >= MASK_THRESHOLD
+    except OSError as exc:
+        raise ValueError(f"{path} is not a readable mask: {exc}") from exc
+    resized = Image.fromarray(defect.astype(np.uint8) * 255).resize((size, size), Image.NEAREST)
+    return np.asarray(resized) >= MASK_THRESHOLD
+
+
+def _image_files(folder):
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _magnetic_tile_pairs(root):
+    """``(class, image path, mask path)`` of every image, classes and names in sorted order."""
+    folders = sorted(p for p in root.glob("MT_*") if p.is_dir())
+    if not any(p.name == f"MT_{MAGNETIC_TILE_FREE}" for p in folders):
+        raise FileNotFoundError(
+            f"Magnetic Tile not found: expected {root / ('MT_' + MAGNETIC_TILE_FREE) / 'Imgs'} "
+            "and the defect folders MT_<class>/Imgs beside it.")
+    pairs = []
+    for folder in folders:
+        images = [p for p in _image_files(folder / "Imgs") if p.suffix.lower() == ".jpg"]
+        for image in images:
+            mask = image.with_suffix(".png")
+            if not mask.is_file():
+                raise FileNotFoundError(f"Magnetic Tile image {image} has no mask {mask.name}.")
+            pairs.append((folder.name[len("MT_"):], image, mask))
+    return pairs
+
+
+def load_magnetic_tile(data_dir=None, size=128):
+    """Load the Magnetic Tile Defect data set with its pixel masks, at one size.
+
+    The folder holds the authors' release: ``MT_<class>/Imgs/<name>.jpg`` with its mask
+    ``<name>.png`` beside it, for the defect-free class ``MT_Free`` and the defect classes
+    (``Blowhole``, ``Break``, ``Crack``, ``Fray``, ``Uneven``). Images are read as grey and
+    resized bilinearly to ``size`` x ``size`` (their aspect ratios, which vary, are not
+    kept); masks are thresholded at 128 and resized by nearest neighbour.
+
+    Source: Huang, Qiu, Yuan, "Surface defect saliency of magnetic tile", The Visual
+    Computer 36, 2020.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike, default=None
+        Folder holding the ``MT_*`` folders; see :func:`resolve_data_dir` (subfolder
+        ``magnetic_tile``).
+    size : int, default=128
+        Side, in pixels, of the returned images and masks.
+
+    Returns
+    -------
+    images : ndarray of shape (n, size, size), dtype uint8
+        Grey images, classes in alphabetical order, names sorted within a class.
+    labels : ndarray of shape (n,), dtype int64
+        1 for the images of a defect class, 0 for those of ``MT_Free``.
+    masks : ndarray of shape (n, size, size), dtype bool
+        True on defect pixels.
+    classes : ndarray of shape (n,), dtype str
+        Class of each image without the ``MT_`` prefix (``"Free"`` for defect-free ones).
+
+    Raises
+    ------
+    FileNotFoundError
+        No ``MT_Free`` folder, or an image without its mask.
+    ValueError
+        ``size`` not a positive integer, or a file that is not a readable image.
+
+    Examples
+    --------
+    >>> images, labels, masks, classes = load_magnetic_tile("~/skmcad_data")  # doctest: +SKIP
+    >>> images.shape, int(labels.sum())  # doctest: +SKIP
+    ((1344, 128, 128), 392)
+    """
+    size = _check_size(size)
+    root = _require_dir(resolve_data_dir(data_dir, "magnetic_tile"), "Magnetic Tile")
+    pairs = _magnetic_tile_pairs(root)
+    images = np.stack([_read_image(image, size, "L") for _, image, _ in pairs])
+    masks = np.stack([_read_mask(mask, size) for _, _, mask in pairs])
+    classes = np.array([name for name, _, _ in pairs])
+    labels = (classes != MAGNETIC_TILE_FREE).astype(np.int64)
+    return images, labels, masks, classes
+
+
+def list_image_folder_categories(path):
+    """List the categories of an MVTec AD-style folder: subfolders holding ``train/good``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    names : list of str
+        Sorted; ``[]`` when ``path`` is itself one category's folder.
+
+    Examples
+    --------
+    >>> list_image_folder_categories("mvtec_ad")  # doctest: +SKIP
+    ['bottle', 'cable', 'capsule', ...]
+    """
+    folder = _require_dir(Path(path).expanduser(), "Image")
+    return sorted(p.name for p in folder.iterdir() if (p / "train" / GOOD).is_dir())
+
+
+def _mask_path(category_dir, defect, image):
+    """MVTec AD's ``<name>_mask.png``, or ``<name>.png`` as VisA-style folders name them."""
+    folder = category_dir / "ground_truth" / defect
+    for name in (f"{image.stem}_mask.png", f"{image.stem}.png"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _image_mode(paths):
+    """"L" when every image is grey (single band), else "RGB"."""
+    Image = _pil()
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                if image.mode not in ("L", "I", "I;16", "1"):
+                    return "RGB"
+        except OSError as exc:
+            raise ValueError(f"{path} is not a readable image: {exc}") from exc
+    return "L"
+
+
+def load_image_folder(path, size=128, category=None):
+    """Load images laid out as MVTec AD's: normal training images, test images with masks.
+
+    The category folder holds ``train/good/`` (defect-free training images),
+    ``test/<defect>/`` (test images, ``test/good/`` the defect-free ones) and
+    ``ground_truth/<defect>/<name>_mask.png`` (the mask of ``test/<defect>/<name>.*``;
+    ``<name>.png`` is accepted too). This reads MVTec AD, VisA converted to that layout,
+    or one's own images. Images are resized bilinearly to ``size`` x ``size``; masks are
+    thresholded at 128 and resized by nearest neighbour. Defect images without a mask
+    get an all-False mask.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The category folder, or, with ``category``, the folder holding it.
+    size : int, default=128
+        Side, in pixels, of the returned images and masks.
+    category : str, default=None
+        Subfolder of ``path`` to read, e.g. ``"bottle"``.
+
+    Returns
+    -------
+    X_train : ndarray of shape (n_train, size, size) or (n_train, size, size, 3), uint8
+        Grey when every image file of the category is grey, else RGB.
+    X_test : ndarray of shape (n_test, size, size) or (n_test, size, size, 3), uint8
+    y_test : ndarray of shape (n_test,), dtype int64
+        1 for the images of a defect folder, 0 for ``test/good``.
+    masks_test : ndarray of shape (n_test, size, size), dtype bool
+        True on defect pixels; all False for good images.
+    defects_test : ndarray of shape (n_test,), dtype str
+        Test folder of each image (``"good"`` for defect-free ones).
+
+    Raises
+    ------
+    FileNotFoundError
+        No ``train/good`` or ``test`` folder, or one without images.
+    ValueError
+        ``size`` not a positive integer, or a file that is not a readable image.
+
+    Examples
+    --------
+    >>> X_train, X_test, y_test, masks, defects = load_image_folder(
+    ...     "mvtec_ad", size=128, category="bottle")  # doctest: +SKIP
+    """
+    size = _check_size(size)
+    root = Path(path).expanduser()
+    folder = _require_dir(root / category if category is not None else root, "Image category")
+    train = _image_files(_require_dir(folder / "train" / GOOD, "Training (train/good)"))
+    test_dir = _require_dir(folder / "test", "Test")
+    test = [(d.name, image) for d in sorted(p for p in test_dir.iterdir() if p.is_dir())
+            for image in _image_files(d)]
+    if not train or not test:
+        raise FileNotFoundError(f"{folder} needs images in train/good/ and in test/<defect>/.")
+    mode = _image_mode(train + [image for _, image in test])
+    masks = [_image_mask(folder, defect, image, size) for defect, image in test]
+    defects = np.array([defect for defect, _ in test])
+    return (np.stack([_read_image(p, size, mode) for p in train]),
+            np.stack([_read_image(p, size, mode) for _, p in test]),
+            (defects != GOOD).astype(np.int64), np.stack(masks), defects)
+
+
+def _image_mask(folder, defect, image, size):
+    mask = None if defect == GOOD else _mask_path(folder, defect, image)
+    return np.zeros((size, size), dtype=bool) if mask is None else _read_mask(mask, size)
 
 
 # --------------------------------------------------------------------------------------------

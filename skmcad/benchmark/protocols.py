@@ -15,8 +15,9 @@ set for the tabular ones.
   it (:func:`unbalanced_training_set`, built on :func:`skmcad.datasets.unbalanced_split`).
   The whole test split is scored as in one-class, so its anomalies include the classes never
   seen as labelled.
-- ``odds``: PyOD's benchmark: per seed a random 60/40 stratified split, z-score fitted on
-  the training part; the detector is fitted on the whole (unlabelled) training part.
+- ``odds``: PyOD's benchmark (its ``benchmark.py``): per seed a random 60/40 split, not
+  stratified, as PyOD's, z-score fitted on the training part; the detector is fitted on the
+  whole (unlabelled) training part.
 - ``adbench``: ADBench's unsupervised setting (its ``DataGenerator``): data sets over 10,000
   samples randomly cut (stratified) to 10,000, per seed a 70/30 stratified split, min-max
   scaling fitted on the training part, the detector fitted on the whole (unlabelled)
@@ -24,12 +25,21 @@ set for the tabular ones.
   ADBench also duplicates samples of data sets under 1,000 samples; that is not done here,
   since duplicates then sit in both the training and the test part.
 
+- ``magnetic-tile`` (localisation): the Magnetic Tile Defect set resized to
+  ``LOCALISATION_SIZE`` px; per seed a random split of the defect-free ``MT_Free`` images,
+  ``MAGNETIC_TILE_TRAIN`` of them for training and the rest for the test part, which also
+  holds every defect image. Tasks carry the test masks and defect classes.
+- ``image-folder`` (localisation): MVTec AD-style folders (see
+  :func:`skmcad.datasets.load_image_folder`), one subset per category: fit on
+  ``train/good``, score ``test/``, with masks from ``ground_truth/``.
+
 Images are given as float32 pixels in [0, 1] in their natural layout ``(n, H, W)`` or
 ``(n, H, W, C)``; the runner flattens them for detectors that take rows.
 """
 
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -44,6 +54,13 @@ PYOD_BENCHMARK_ODDS = (
 )
 DIGITS_SPLIT_SEED = 0  # the digits train/test split is the same in every run and seed
 DEFAULT_LABELLED_CLASSES = 5  # unbalanced protocol: labelled anomalies from 5 of the others
+# Localisation protocols: images and masks resized to 128 px, which the detectors' backbone
+# then reads without resizing. Magnetic Tile's images are 103-632 x 222-403 px (median
+# 270 x 324), the shorter side at least 122 px for 95 % of them: 128 px is about their own
+# resolution for the smallest, every Blowhole and Crack mask keeps 5 or more pixels, the
+# stride-16 features form an 8 x 8 grid, and MCAD's fit stays within minutes on 2 cores.
+LOCALISATION_SIZE = 128
+MAGNETIC_TILE_TRAIN = 0.7  # fraction of the defect-free images used for training
 
 
 @dataclass(frozen=True)
@@ -69,6 +86,11 @@ class Task:
         Fraction of labelled anomalies asked for in the training data (unbalanced protocol).
     labelled_classes : tuple of int, default=()
         Classes the labelled anomalies were drawn from (unbalanced protocol).
+    masks_eval : ndarray of bool or None, default=None
+        Test pixel masks (n_test, H, W), True on defect pixels (localisation protocols).
+    groups_eval : ndarray of str or None, default=None
+        Defect class of each test image (localisation protocols); image AUROC, pixel AUROC
+        and AUPRO are also reported per defect class against the normal test images.
     """
 
     subset: str
@@ -79,6 +101,8 @@ class Task:
     y_fit: Optional[np.ndarray] = None
     anomaly_ratio: Optional[float] = None
     labelled_classes: tuple = ()
+    masks_eval: Optional[np.ndarray] = None
+    groups_eval: Optional[np.ndarray] = None
 
 
 def subsample(X, y=None, max_n=None, random_state=0):
@@ -344,7 +368,8 @@ class Mnist(OneClassImages):
 
 
 class TabularSplits(Protocol):
-    """Random stratified splits of labelled tables, scaled on the training part.
+    """Random splits of labelled tables (stratified unless ``stratify`` is False), scaled on
+    the training part.
 
     Attributes
     ----------
@@ -354,12 +379,15 @@ class TabularSplits(Protocol):
         Data sets larger than this are randomly cut to it (per seed) before splitting.
     scaler : type
         scikit-learn transformer fitted on the training part.
+    stratify : bool
+        Whether the train/test split keeps the anomaly fraction.
     """
 
     kind = "tabular"
     test_size = 0.4
     max_samples = None
     scaler = StandardScaler
+    stratify = True
 
     def _read(self, name):
         """Return ``(X, y)`` of the data set ``name``."""
@@ -377,7 +405,8 @@ class TabularSplits(Protocol):
     def _task(self, subset, seed, X, y):
         X, y = subsample(X, y, self.max_samples, random_state=seed)
         X_fit, X_eval, _, y_eval = train_test_split(
-            X, y, test_size=self.test_size, stratify=y, random_state=seed
+            X, y, test_size=self.test_size, stratify=y if self.stratify else None,
+            random_state=seed
         )
         X_fit = subsample(X_fit, max_n=self.max_train, random_state=seed)
         X_eval, y_eval = subsample(X_eval, y_eval, self.max_test, random_state=seed)
@@ -389,6 +418,7 @@ class Odds(TabularSplits):
     name = "odds"
     default_seeds = 10
     test_size = 0.4
+    stratify = False  # PyOD's benchmark.py: train_test_split(X, y, test_size=0.4)
 
     def default_subsets(self):
         from skmcad.datasets import list_odds
@@ -423,4 +453,102 @@ class ADBench(TabularSplits):
         return load_adbench(name, self.data_dir)
 
 
+def magnetic_tile_split(labels, seed, train_fraction=MAGNETIC_TILE_TRAIN):
+    """Return sorted ``(fit, test)`` indices: a seeded share of the normal images for
+    training; the other normal images and every anomalous one for the test part.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fit, test = magnetic_tile_split(np.r_[np.zeros(10), np.ones(3)], seed=0)
+    >>> len(fit), len(test), int(np.isin(np.arange(10, 13), test).all())
+    (7, 6, 1)
+    """
+    labels = np.asarray(labels)
+    normal = np.flatnonzero(labels == 0)
+    fit = np.sort(np.random.default_rng(seed).permutation(normal)[
+        :int(round(train_fraction * len(normal)))])
+    return fit, np.setdiff1d(np.arange(len(labels)), fit)
+
+
+class Localisation(Protocol):
+    """Protocols whose test images have pixel masks: fit on normal images, score the test
+    images with their masks and defect classes.
+
+    Attributes
+    ----------
+    input_size : int
+        Side of the images, used by the CLI as every backbone's input size unless
+        ``--mcad-params`` names one.
+    """
+
+    input_size = LOCALISATION_SIZE
+
+    def _localisation_task(self, subset, seed, X_fit, X_eval, y_eval, masks, groups):
+        X_fit = subsample(X_fit, max_n=self.max_train, random_state=seed)
+        keep, _ = subsample(np.arange(len(y_eval)), y_eval, self.max_test, random_state=seed)
+        keep = np.sort(keep)
+        return Task(subset, seed, to_unit_float(X_fit), to_unit_float(X_eval[keep]),
+                    y_eval[keep], masks_eval=masks[keep], groups_eval=groups[keep])
+
+
+class MagneticTile(Localisation):
+    name = "magnetic-tile"
+
+    def default_subsets(self):
+        return ["all"]
+
+    def parse_subsets(self, text):
+        subsets = super().parse_subsets(text)
+        if subsets != ["all"]:
+            raise ValueError("--classes for magnetic-tile takes only 'all'; every defect "
+                             "class is reported in its own rows")
+        return subsets
+
+    def load(self, subsets):
+        from skmcad.datasets import load_magnetic_tile
+
+        self._data = load_magnetic_tile(self.data_dir, size=self.input_size)
+
+    def tasks(self, subsets, seeds):
+        images, labels, masks, classes = self._data
+        for seed in seeds:
+            fit, test = magnetic_tile_split(labels, seed)
+            yield self._localisation_task("all", seed, images[fit], images[test],
+                                          labels[test], masks[test], classes[test])
+
+
+class ImageFolder(Localisation):
+    name = "image-folder"
+
+    def _root(self):
+        if self.data_dir is None:
+            raise ValueError("--dataset image-folder needs --data-dir: a folder of MVTec "
+                             "AD-style categories, or one category's folder")
+        return Path(self.data_dir).expanduser()
+
+    def default_subsets(self):
+        from skmcad.datasets import list_image_folder_categories
+
+        # a folder holding train/ and test/ is itself the one category
+        return list_image_folder_categories(self._root()) or [self._root().name]
+
+    def load(self, subsets):
+        from skmcad.datasets import load_image_folder
+
+        root = self._root()
+        self._data = {
+            name: load_image_folder(root, self.input_size,
+                                    None if (root / "train").is_dir() else name)
+            for name in subsets}
+
+    def tasks(self, subsets, seeds):
+        for subset in subsets:
+            X_train, X_test, y_test, masks, defects = self._data[subset]
+            for seed in seeds:
+                yield self._localisation_task(subset, seed, X_train, X_test, y_test, masks,
+                                              defects)
+
+
 PROTOCOLS = {cls.name: cls for cls in (Digits, Cifar10, Mnist, Odds, ADBench)}
+PROTOCOLS.update({cls.name: cls for cls in (MagneticTile, ImageFolder)})

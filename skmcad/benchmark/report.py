@@ -52,8 +52,8 @@ def markdown_table(header, rows, align=None):
     return "\n".join(lines)
 
 
-def _fmt(value, digits=3):
-    return MISSING if pd.isna(value) else f"{value:.{digits}f}"
+def _fmt(value, digits=3, missing=MISSING):
+    return missing if pd.isna(value) else f"{value:.{digits}f}"
 
 
 def _order(results, column):
@@ -67,15 +67,26 @@ def per_subset_means(results, metric="auroc"):
     return table.reindex(index=_order(results, "subset"), columns=_order(results, "detector"))
 
 
-def metric_table(results, metric="auroc"):
+def run_rows(results):
+    """The rows of whole runs: without the per-defect-class rows of localisation protocols."""
+    if "defect_class" not in results:
+        return results
+    return results[results["defect_class"].fillna("").astype(str) == ""]
+
+
+def metric_table(results, metric="auroc", missing=MISSING):
     """Return ``(header, rows)``: one row per subset, one column per detector, a mean row.
 
-    The mean is over the subsets where the detector ran; it is starred when some failed.
+    Per-defect-class rows (localisation protocols) are listed but not in the mean. The mean
+    is over the subsets where the detector ran; it is starred when some failed. ``missing``
+    fills the cells without a value.
     """
     table = per_subset_means(results, metric)
-    rows = [[subset] + [_fmt(v) for v in values] for subset, values in table.iterrows()]
-    means = [_fmt(table[d].mean()) + ("*" if 0 < table[d].isna().sum() < len(table) else "")
-             for d in table]
+    whole = table.loc[[s for s in table.index if s in set(run_rows(results)["subset"])]]
+    rows = [[subset] + [_fmt(v, missing=missing) for v in values]
+            for subset, values in table.iterrows()]
+    means = [_fmt(whole[d].mean(), missing=missing)
+             + ("*" if 0 < whole[d].isna().sum() < len(whole) else "") for d in whole]
     return ["subset"] + list(table.columns), rows + [["**mean**"] + means]
 
 
@@ -83,6 +94,7 @@ def summary_table(results):
     """Return ``(header, rows)`` with one row per detector: means, totals and maxima."""
     header = ["detector", "runs ok", "mean AUROC", "mean AUCPR", "mean P@n", "fit s (total)",
               "fit s (median)", "score samples/s (mean)", "peak RSS MiB (max)", "peak GPU MiB (max)"]
+    results = run_rows(results)
     means = {m: per_subset_means(results, m).mean() for m in ("auroc", "aucpr", "precision_at_n")}
     rows = []
     for detector in _order(results, "detector"):
@@ -96,6 +108,32 @@ def summary_table(results):
             _fmt(runs["peak_rss_mb"].max(), 0), _fmt(runs["peak_gpu_mb"].max(), 0).replace(
                 MISSING, "n/a"),
         ])
+    return header, rows
+
+
+NO_MAP = "-"  # cell of a detector without anomaly maps
+
+
+def has_maps(results):
+    """Whether some run of ``results`` measured anomaly maps (localisation protocols)."""
+    return "pixel_auroc" in results and results["pixel_auroc"].notna().any()
+
+
+def localisation_table(results):
+    """Return ``(header, rows)``: per detector, the means over runs of the image and pixel
+    metrics, fit seconds, scoring images/s and maps/s (``-`` for detectors without maps)."""
+    header = ["detector", "image AUROC", "pixel AUROC", "AUPRO (30 % FPR)", "fit s",
+              "images/s", "maps/s"]
+    runs = run_rows(results)
+    runs = runs[runs["status"] == "ok"]
+    rows = []
+    for detector in _order(results, "detector"):
+        mine = runs[runs["detector"] == detector]
+        rows.append([detector, _fmt(mine["auroc"].mean()),
+                     _fmt(mine["pixel_auroc"].mean(), missing=NO_MAP),
+                     _fmt(mine["aupro"].mean(), missing=NO_MAP),
+                     _fmt(mine["fit_seconds"].mean(), 1), _fmt(mine["throughput"].mean(), 0),
+                     _fmt((mine["n_test"] / mine["map_seconds"]).mean(), 0, missing=NO_MAP)])
     return header, rows
 
 
@@ -167,14 +205,16 @@ def render_markdown(results, command, machine, title, notes=()):
     parts += ["## AUROC per subset (mean over seeds)", "",
              markdown_table(*metric_table(results, "auroc")), "",
              "## AUCPR per subset (mean over seeds)", "",
-             markdown_table(*metric_table(results, "aucpr")), "",
-             "## Summary", "", markdown_table(*summary_table(results)), "",
-             "Means are over subsets (each the mean over its seeds); * = some subsets failed. "
-             "Fit seconds are wall time of `fit` (PyOD detectors also score their training data "
-             "there); the median per run is the least disturbed by other work on the machine; "
-             "throughput is test samples / wall seconds of `decision_function`; peak RSS "
-             "is the growth of the process's resident memory above its level before the run.",
-             "", "## Command", "", f"```\n{command}\n```", "", "## Machine", ""]
+             markdown_table(*metric_table(results, "aucpr")), ""]
+    if has_maps(results):
+        parts += _localisation_parts(results)
+    parts += ["## Summary", "", markdown_table(*summary_table(results)), "",
+              "Means are over subsets (each the mean over its seeds); * = some subsets failed. "
+              "Fit seconds are wall time of `fit` (PyOD detectors also score their training data "
+              "there); the median per run is the least disturbed by other work on the machine; "
+              "throughput is test samples / wall seconds of `decision_function`; peak RSS "
+              "is the growth of the process's resident memory above its level before the run.",
+              "", "## Command", "", f"```\n{command}\n```", "", "## Machine", ""]
     parts += [f"- {key}: {value}" for key, value in machine.items()]
     labelled = labelled_classes_lines(results)
     if labelled:
@@ -189,6 +229,20 @@ def render_markdown(results, command, machine, title, notes=()):
     return "\n".join(parts) + "\n"
 
 
+def _localisation_parts(results):
+    return ["## Localisation (means over runs)", "", markdown_table(*localisation_table(results)),
+            "", "Image AUROC from `decision_function`, pixel AUROC over every test pixel and "
+            "AUPRO up to 30 % false-positive rate (MVTec AD's per-region overlap) from "
+            "`anomaly_map`; images/s: `decision_function`, maps/s: `anomaly_map`, a pass of "
+            "its own; `-`: the detector gives no map. Rows `<subset>/<class>` below score "
+            "the normal test images against that defect class only; the picture of maps is "
+            "maps.png.", "",
+            "## Pixel AUROC per subset (mean over seeds)", "",
+            markdown_table(*metric_table(results, "pixel_auroc", missing=NO_MAP)), "",
+            "## AUPRO per subset (mean over seeds)", "",
+            markdown_table(*metric_table(results, "aupro", missing=NO_MAP)), ""]
+
+
 def plot_auroc(results, path, title):
     """Save a grouped bar chart of AUROC per subset (and the mean) and detector."""
     import matplotlib
@@ -197,7 +251,7 @@ def plot_auroc(results, path, title):
     import matplotlib.pyplot as plt
 
     table = per_subset_means(results, "auroc")
-    table.loc["mean"] = table.mean()
+    table.loc["mean"] = per_subset_means(run_rows(results), "auroc").mean()
     n_groups, n_bars = table.shape
     width = 0.8 / max(n_bars, 1)
     fig, ax = plt.subplots(figsize=(min(max(6.0, 0.15 * n_groups * n_bars + 3), 40), 4))
@@ -212,4 +266,68 @@ def plot_auroc(results, path, title):
     ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))  # off the bars
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def example_images(task, per_class=1, n_normal=2, seed=0):
+    """Indices of test images to picture: ``per_class`` of each defect class, then
+    ``n_normal`` normal ones, drawn with a fixed seed; None without masks."""
+    if task.masks_eval is None:
+        return None
+    rng = np.random.default_rng(seed)
+    groups = task.groups_eval if task.groups_eval is not None else task.y_eval.astype(str)
+    chosen = []
+    for group in pd.unique(groups[task.y_eval == 1]):
+        members = np.flatnonzero((groups == group) & (task.y_eval == 1))
+        chosen += rng.choice(members, min(per_class, len(members)), replace=False).tolist()
+    normal = np.flatnonzero(task.y_eval == 0)
+    chosen += rng.choice(normal, min(n_normal, len(normal)), replace=False).tolist()
+    return np.array(chosen, dtype=int)
+
+
+def pictured_detectors(maps, results):
+    """MCAD (when it has maps) and the baseline of best pixel AUROC, in that order."""
+    with_maps = [name for name, value in maps.items() if value is not None]
+    runs = run_rows(results)
+    pixel = runs.groupby("detector")["pixel_auroc"].mean()
+    mcad = [name for name in with_maps if name == "mcad"]
+    others = sorted((name for name in with_maps if not name.startswith("mcad")),
+                    key=lambda name: -pixel.get(name, -np.inf))
+    return mcad + others[:1] if mcad else others[:2]
+
+
+def plot_map_grid(task, shown, maps, results, path):
+    """Save a grid: per row a test image, its mask and the maps of :func:`pictured_detectors`.
+
+    Each detector's maps share one colour scale (the range of its maps over the pictured
+    images), so a map that is bright on a normal image is bright in the detector's terms.
+    Nothing is written when no detector gave maps.
+    """
+    names = pictured_detectors(maps, results)
+    if not names:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: never needs a display
+    import matplotlib.pyplot as plt
+
+    columns = ["image", "mask"] + names
+    fig, axes = plt.subplots(len(shown), len(columns), squeeze=False,
+                             figsize=(1.8 * len(columns), 1.8 * len(shown)))
+    groups = task.groups_eval if task.groups_eval is not None else task.y_eval.astype(str)
+    for row, index in enumerate(shown):
+        image = task.X_eval[index]
+        panels = [(image, "gray", None), (task.masks_eval[index], "gray", (0, 1))]
+        panels += [(maps[name][row], "inferno", (maps[name].min(), maps[name].max()))
+                   for name in names]
+        for col, (picture, cmap, limits) in enumerate(panels):
+            ax = axes[row, col]
+            vmin, vmax = limits if limits else (0, 1)
+            ax.imshow(picture, cmap=cmap, vmin=vmin, vmax=vmax)
+            ax.set_xticks([]), ax.set_yticks([])
+            if row == 0:
+                ax.set_title(columns[col], fontsize="small")
+        axes[row, 0].set_ylabel(str(groups[index]), fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -3,8 +3,11 @@
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 from pyod.utils.utility import precision_n_scores
 from sklearn.metrics import average_precision_score, roc_auc_score
+
+from skmcad.metrics import aupro, pixel_auroc
 
 from . import detectors as detectors_module
 from .measure import PeakGPUMemory, PeakRSS, Stopwatch
@@ -13,13 +16,20 @@ MAX_ERROR_CHARS = 500
 
 # Column order of results.csv.
 # anomaly_ratio, n_labelled and labelled_classes describe the unbalanced protocol's training
-# data (empty, 0 and empty in the one-class protocols).
+# data (empty, 0 and empty in the one-class protocols). pixel_auroc and aupro are filled in
+# the localisation protocols for detectors with an ``anomaly_map``; there, rows with a
+# defect_class hold the metrics of the normal test images and that class's only (their
+# times are empty: they are not separate runs). map_seconds: wall time of ``anomaly_map``
+# on the test images, a second pass not counted in throughput.
 COLUMNS = (
-    "dataset", "anomaly_ratio", "subset", "seed", "detector", "status", "error", "auroc",
-    "aucpr", "precision_at_n", "fit_seconds", "fit_cpu_seconds", "score_seconds",
-    "throughput", "peak_rss_mb", "peak_gpu_mb", "n_fit", "n_labelled", "n_test",
-    "n_anomalies", "labelled_classes", "params",
+    "dataset", "anomaly_ratio", "subset", "defect_class", "seed", "detector", "status",
+    "error", "auroc", "aucpr", "precision_at_n", "pixel_auroc", "aupro", "fit_seconds",
+    "fit_cpu_seconds", "score_seconds", "throughput", "map_seconds", "peak_rss_mb",
+    "peak_gpu_mb", "n_fit", "n_labelled", "n_test", "n_anomalies", "labelled_classes", "params",
 )
+# Measurements of a whole run, left empty in its per-defect-class rows.
+TIME_COLUMNS = ("fit_seconds", "fit_cpu_seconds", "score_seconds", "throughput", "map_seconds",
+                "peak_rss_mb", "peak_gpu_mb")
 
 
 def model_input(X, flat_input):
@@ -106,10 +116,34 @@ def run_one(name, task, dataset, context):
         One row of results.csv (keys ``COLUMNS``); ``status`` is ``"ok"`` or ``"failed"``
         with the exception in ``error``.
     """
+    return run_rows(name, task, dataset, context)[0][0]
+
+
+def run_rows(name, task, dataset, context, keep_maps=None):
+    """Run one detector on one task as :func:`run_one`, with the localisation rows.
+
+    With test masks (``task.masks_eval``), a detector with ``anomaly_map`` also gets
+    ``pixel_auroc`` and ``aupro``, and with defect classes (``task.groups_eval``) one more
+    row per defect class follows the run's row.
+
+    Parameters
+    ----------
+    name, task, dataset, context
+        As :func:`run_one`.
+    keep_maps : array-like of int, default=None
+        Test images whose anomaly maps are returned (for pictures).
+
+    Returns
+    -------
+    records : list of dict
+        The run's row, then one row per defect class (none when the run failed).
+    maps : ndarray of shape (len(keep_maps), H, W) or None
+        None when the detector has no map, the run failed or ``keep_maps`` is None.
+    """
     record = dict.fromkeys(COLUMNS, np.nan)
     record.update(
-        dataset=dataset, subset=task.subset, seed=task.seed, detector=name, status="ok",
-        error="", params="", n_fit=len(task.X_fit), n_test=len(task.X_eval),
+        dataset=dataset, subset=task.subset, defect_class="", seed=task.seed, detector=name,
+        status="ok", error="", params="", n_fit=len(task.X_fit), n_test=len(task.X_eval),
         n_anomalies=int(task.y_eval.sum()),
         anomaly_ratio=np.nan if task.anomaly_ratio is None else task.anomaly_ratio,
         n_labelled=0 if task.y_fit is None else int(task.y_fit.sum()),
@@ -121,6 +155,7 @@ def run_one(name, task, dataset, context):
     X_eval = model_input(task.X_eval, spec.flat_input)
     n_features = int(np.prod(task.X_fit.shape[1:]))
     context = replace(context, n_features=n_features, random_state=task.seed)
+    scores = maps = None
     with PeakRSS() as rss, PeakGPUMemory() as gpu:
         try:
             y_fit = fit_labels(spec, task)
@@ -130,8 +165,68 @@ def run_one(name, task, dataset, context):
             record.update(score_metrics(task.y_eval, scores))
         except Exception as exc:  # a failing detector is a result, the benchmark goes on
             record.update(status="failed", error=_error_text(exc))
+            scores = None
+        if scores is not None:
+            maps = _localise(detector, task, X_eval, record)
     record.update(peak_rss_mb=rss.peak_mb, peak_gpu_mb=gpu.peak_mb)
-    return record
+    # the metrics' own sorting of every pixel is kept out of the detector's peak memory
+    record.update(map_metrics(task.masks_eval, maps))
+    records = [record] + _defect_class_rows(record, task, scores, maps)
+    kept = None if maps is None or keep_maps is None else maps[np.asarray(keep_maps)]
+    return records, kept
+
+
+def _localise(detector, task, X_eval, record):
+    """Return the test maps (None without), their time in ``record["map_seconds"]``.
+
+    A failing ``anomaly_map`` leaves the image metrics, which are valid: its error is
+    recorded and the map metrics stay empty.
+    """
+    try:
+        with Stopwatch() as clock:
+            maps = _anomaly_maps(detector, task, X_eval)
+        if maps is not None:
+            record["map_seconds"] = clock.seconds
+        return maps
+    except Exception as exc:
+        record["error"] = "anomaly_map: " + _error_text(exc)
+        return None
+
+
+def _anomaly_maps(detector, task, X_eval):
+    """Maps of the test images when the task has masks and the detector maps, else None."""
+    if task.masks_eval is None or not hasattr(detector, "anomaly_map"):
+        return None
+    maps = np.asarray(detector.anomaly_map(X_eval), dtype=np.float64)
+    if maps.shape != task.masks_eval.shape:
+        raise ValueError(f"anomaly_map returned maps of shape {maps.shape} for masks of "
+                         f"shape {task.masks_eval.shape}")
+    return maps
+
+
+def map_metrics(masks, maps):
+    """Return ``pixel_auroc`` and ``aupro`` (NaN without maps or without defect pixels)."""
+    if maps is None or not masks.any():
+        return {"pixel_auroc": np.nan, "aupro": np.nan}
+    return {"pixel_auroc": pixel_auroc(masks, maps), "aupro": aupro(masks, maps)}
+
+
+def _defect_class_rows(record, task, scores, maps):
+    """One row per defect class: its test images against the normal ones."""
+    if task.groups_eval is None or scores is None:
+        return []
+    normal = task.y_eval == 0
+    rows = []
+    for group in pd.unique(task.groups_eval[~normal]):
+        rows_of = normal | (task.groups_eval == group)
+        row = {**record, **dict.fromkeys(TIME_COLUMNS, np.nan)}
+        row.update(subset=f"{task.subset}/{group}", defect_class=str(group),
+                   n_test=int(rows_of.sum()), n_anomalies=int((~normal & rows_of).sum()))
+        row.update(score_metrics(task.y_eval[rows_of], scores[rows_of]))
+        row.update(map_metrics(task.masks_eval[rows_of],
+                               None if maps is None else maps[rows_of]))
+        rows.append(row)
+    return rows
 
 
 def warm_up(names, task, context, n_samples=32):
