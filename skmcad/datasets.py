@@ -358,7 +358,8 @@ def load_cifar10(data_dir=None, download=False, verify=True):
     if not download:
         raise FileNotFoundError(
             f"CIFAR-10 not found: expected {root / CIFAR10_ARCHIVE} or an extracted "
-            f"{root / CIFAR10_FOLDER} folder. Pass download=True to fetch it from {CIFAR10_URL}."
+            f"{root / CIFAR10_FOLDER} folder. Pass download=True (--download on the benchmark "
+            f"command line) to fetch it from {CIFAR10_URL}."
         )
     return _download(CIFAR10_URL, root / CIFAR10_ARCHIVE, lambda tmp: _read_cifar(tmp, verify))
 
@@ -460,7 +461,8 @@ def load_mnist(data_dir=None, download=False, verify=True):
     if missing and not download:
         raise FileNotFoundError(
             f"MNIST files {missing} not found in {root}. "
-            f"Pass download=True to fetch them from {MNIST_BASE_URL}."
+            f"Pass download=True (--download on the benchmark command line) to fetch them from "
+            f"{MNIST_BASE_URL}."
         )
     _fetch_mnist(root, missing, verify)
     X_train, y_train = _load_mnist_split(root, "train", verify)

@@ -14,6 +14,7 @@ from sklearn.base import _fit_context
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
+from tqdm.auto import tqdm
 
 from .inputs import (Standardizer, check_binary_labels, check_same_layout, infer_layout,
                      iter_batches)
@@ -105,7 +106,8 @@ class MCADDetector(BaseDetector):
         Seeds weight initialisation, augmentations and batching. Global random states
         (numpy, python, torch) are never changed.
     verbose : int, default=0
-        0 silent, 1 a progress bar over epochs with the running loss, 2 a line per epoch.
+        0 silent; 1 a progress bar per stage over its epochs, with the running loss, and one
+        over the samples of each scoring call; 2 a line per epoch.
 
     Notes
     -----
@@ -339,9 +341,11 @@ class MCADDetector(BaseDetector):
         # Filled in place: a list of per-batch arrays interleaves small long-lived blocks with
         # each batch's large short-lived ones, and the heap then grows with n (fragmentation).
         scores, start = np.empty(len(X)), 0
-        for batch in iter_batches(X, self.layout_, self.config_["batch_size"]):
-            scores[start:start + len(batch)] = self._score_batch(self._standardised(batch))
-            start += len(batch)
+        with self._scoring_progress(len(X), "scoring") as bar:
+            for batch in iter_batches(X, self.layout_, self.config_["batch_size"]):
+                scores[start:start + len(batch)] = self._score_batch(self._standardised(batch))
+                start += len(batch)
+                bar.update(len(batch))
         return _check_finite_output(scores, "scores")
 
     def score_samples(self, X):
@@ -455,9 +459,11 @@ class MCADDetector(BaseDetector):
         X = self._validate_input(X, reset=False)
         size = self.layout_.image_size[1:]
         maps = []
-        for batch in iter_batches(X, self.layout_, self.config_["batch_size"]):
-            x = self._standardised(batch)
-            maps.append(self.scorer_.anomaly_maps(deviation_maps(self.network_, x), size))
+        with self._scoring_progress(len(X), "maps") as bar:
+            for batch in iter_batches(X, self.layout_, self.config_["batch_size"]):
+                x = self._standardised(batch)
+                maps.append(self.scorer_.anomaly_maps(deviation_maps(self.network_, x), size))
+                bar.update(len(batch))
         return _check_finite_output(torch.cat(maps).double().cpu().numpy(), "maps")
 
     # -- steps of fit and scoring ---------------------------------------------------------
@@ -524,6 +530,10 @@ class MCADDetector(BaseDetector):
                            learning_rate=self.learning_rate, temperature=self.temperature,
                            consistency_weight=self.consistency_weight,
                            regularizer_weight=self.regularizer_weight, verbose=self.verbose)
+
+    def _scoring_progress(self, n_samples, what):
+        """A bar over the samples scored with ``verbose >= 1``, a silent stand-in otherwise."""
+        return tqdm(total=n_samples, desc=what, unit="sample", disable=not self.verbose)
 
     def _standardised(self, batch):
         dtype = self.scorer_.bias.dtype

@@ -79,7 +79,7 @@ class EpochProgress:
 
     def __init__(self, epochs, verbose, stage):
         self.verbose, self.stage = verbose, stage
-        self.bar = tqdm(total=epochs, desc=stage, leave=False) if verbose == 1 else None
+        self.bar = tqdm(total=epochs, desc=stage) if verbose == 1 else None  # stays when done
 
     def report(self, epoch, loss):
         if self.bar is not None:

@@ -452,3 +452,35 @@ def test_thread_benchmark_writes_one_row_per_input_load_and_thread_count(tmp_pat
         ("tabular", "idle")]
     assert (table["n_jobs"] == 1).all() and (table["fit_s"] > 0).all()
     assert (table["samples_per_s"] > 0).all()
+
+
+def test_auroc_chart_axis_shows_differences_and_names_failed_runs(tmp_path):
+    from skmcad.benchmark import report
+
+    rows = [dict(subset=s, seed=seed, detector=d, status="ok", auroc=v + 0.01 * seed)
+            for s in ("a", "b") for seed in range(2) for d, v in (("mcad", 0.88), ("knn", 0.96))]
+    rows += [dict(subset=s, seed=0, detector="xgbod", status="failed", auroc=np.nan)
+             for s in ("a", "b")]
+    results = pd.DataFrame(rows)
+    assert report._axis_floor(report.per_subset_means(results)) == 0.8  # not 0: 0.88 vs 0.96
+    assert report._legend_label(results, "xgbod") == "xgbod (failed 2/2)"
+    assert report._legend_label(results, "mcad") == "mcad"
+    report.plot_auroc(results, tmp_path / "auroc.png", "a title " * 30)
+    assert (tmp_path / "auroc.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("flags, expected", [([], False), (["--download"], True)])
+def test_download_flag_reaches_the_loader(monkeypatch, tmp_path, flags, expected):
+    import skmcad.datasets
+
+    calls = []
+
+    def fake_load_cifar10(data_dir=None, download=False, verify=True):
+        calls.append(download)
+        raise FileNotFoundError("no CIFAR-10 here")
+
+    monkeypatch.setattr(skmcad.datasets, "load_cifar10", fake_load_cifar10)
+    with pytest.raises(SystemExit):
+        main(["--dataset", "cifar10", "--data-dir", str(tmp_path), "--out", str(tmp_path),
+              *flags])
+    assert calls == [expected]

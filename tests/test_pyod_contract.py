@@ -73,3 +73,13 @@ def test_dataframes_score_without_feature_name_warnings(rows):
             det.predict_proba(test, method=method, return_confidence=True)
     with pytest.warns(UserWarning, match="valid feature names"):
         det.predict_proba(test.to_numpy())  # a plain array after a DataFrame fit still warns
+
+
+def test_verbose_reports_stages_and_scoring_and_silent_prints_nothing(rows, capsys):
+    MCADDetector(**TABULAR).fit(rows[0]).decision_function(rows[1])
+    assert capsys.readouterr().err == ""
+    det = MCADDetector(verbose=1, **TABULAR).fit(rows[0])
+    det.decision_function(rows[1])
+    err = capsys.readouterr().err
+    assert "stage 1" in err and "stage 2" in err
+    assert "scoring" in err and "50/50" in err  # the bar counts the scored samples

@@ -101,6 +101,9 @@ def build_parser():
     add = parser.add_argument
     add("--dataset", choices=sorted(PROTOCOLS), default="digits", help="protocol (default: digits)")
     add("--data-dir", default=None, help="folder of the data files (see below)")
+    add("--download", action="store_true",
+        help="fetch CIFAR-10 or MNIST into the data folder when missing (their official "
+             "URLs; other data sets have no stable URL: see the user guide's data sets page)")
     add("--classes", default=None, metavar="LIST",
         help="comma list of normal classes (digits, cifar10, mnist), data set names "
              "(odds, adbench) or categories (image-folder); default: all")
@@ -236,6 +239,7 @@ def _prepare(args, parser):
     protocol = PROTOCOLS[args.dataset](
         args.data_dir, args.max_train, args.max_test, anomaly_ratio=args.anomaly_ratio,
         n_labelled_classes=args.labelled_classes or DEFAULT_LABELLED_CLASSES,
+        download=args.download,
     )
     try:
         subsets = (protocol.parse_subsets(args.classes) if args.classes

@@ -249,10 +249,11 @@ class Protocol:
     supports_unbalanced = False  # whether it takes an ``anomaly_ratio``
 
     def __init__(self, data_dir=None, max_train=None, max_test=None, anomaly_ratio=None,
-                 n_labelled_classes=DEFAULT_LABELLED_CLASSES):
+                 n_labelled_classes=DEFAULT_LABELLED_CLASSES, download=False):
         if anomaly_ratio is not None and not self.supports_unbalanced:
             raise ValueError(f"the {self.name} protocol has no unbalanced variant")
         self.data_dir = data_dir
+        self.download = download  # fetch missing files where the data set has a stable URL
         self.max_train = max_train
         self.max_test = max_test
         self.anomaly_ratio = anomaly_ratio
@@ -355,7 +356,7 @@ class Cifar10(OneClassImages):
     def _read(self):
         from skmcad.datasets import load_cifar10
 
-        return load_cifar10(self.data_dir)
+        return load_cifar10(self.data_dir, download=self.download)
 
 
 class Mnist(OneClassImages):
@@ -364,7 +365,7 @@ class Mnist(OneClassImages):
     def _read(self):
         from skmcad.datasets import load_mnist
 
-        return load_mnist(self.data_dir)
+        return load_mnist(self.data_dir, download=self.download)
 
 
 class TabularSplits(Protocol):

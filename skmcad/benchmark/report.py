@@ -244,29 +244,80 @@ def _localisation_parts(results):
 
 
 def plot_auroc(results, path, title):
-    """Save a grouped bar chart of AUROC per subset (and the mean) and detector."""
+    """Save a grouped bar chart of AUROC per subset (and the mean) and detector.
+
+    Bars are the means over seeds, with a dot per seed when there are several; the mean
+    group carries its values; the axis starts a little below the lowest value, so that
+    0.88 and 0.98 look different; detectors with failed runs are named so in the legend
+    and marked with an x where a bar is missing.
+    """
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")  # files only: never needs a display
     import matplotlib.pyplot as plt
 
+    runs = run_rows(results)
     table = per_subset_means(results, "auroc")
-    table.loc["mean"] = per_subset_means(run_rows(results), "auroc").mean()
+    table.loc["mean"] = per_subset_means(runs, "auroc").mean()
     n_groups, n_bars = table.shape
     width = 0.8 / max(n_bars, 1)
-    fig, ax = plt.subplots(figsize=(min(max(6.0, 0.15 * n_groups * n_bars + 3), 40), 4))
+    fig_width = min(max(6.0, 0.15 * n_groups * n_bars + 3), 40)
+    fig, ax = plt.subplots(figsize=(fig_width, 4.5))
+    low = _axis_floor(table)
     positions = np.arange(n_groups)
     for i, detector in enumerate(table.columns):
-        ax.bar(positions + (i - (n_bars - 1) / 2) * width, table[detector].fillna(0.0),
-               width, label=detector)
-    ax.axhline(0.5, color="grey", linestyle="--", linewidth=0.8)  # chance level
-    ax.set(xticks=positions, ylim=(0, 1), ylabel="AUROC", title=title)
-    ax.set_xticklabels(table.index, rotation=45 if n_groups > 12 else 0, ha="right"
-                       if n_groups > 12 else "center")
+        x = positions + (i - (n_bars - 1) / 2) * width
+        values = table[detector]
+        bars = ax.bar(x, values.fillna(low) - low, width, bottom=low,
+                      label=_legend_label(runs, detector))
+        missing = values.isna().to_numpy()
+        colour = bars.patches[0].get_facecolor()
+        ax.plot(x[missing], np.full(missing.sum(), low), "x", color=colour, markersize=8,
+                markeredgewidth=2, clip_on=False)
+        _seed_dots(ax, results, detector, table.index, x)
+        if not np.isnan(values.iloc[-1]):
+            ax.annotate(f"{values.iloc[-1]:.3f}", (x[-1], values.iloc[-1]), ha="center",
+                        va="bottom", fontsize="x-small", rotation=90, xytext=(0, 2),
+                        textcoords="offset points")
+    if low < 0.5:
+        ax.axhline(0.5, color="grey", linestyle="--", linewidth=0.8)  # chance level
+    ax.set(xticks=positions, ylim=(low, 1.02), ylabel="AUROC (test set)",
+           xlabel="normal class or data set (mean: over them)")
+    ax.set_title("\n".join(textwrap.wrap(title, width=int(fig_width * 11))), fontsize="medium")
+    # slanted labels when they would not fit side by side (about 7 characters an inch)
+    crowded = sum(len(str(name)) + 2 for name in table.index) > 7 * (fig_width - 2)
+    ax.set_xticklabels(table.index, rotation=35 if crowded else 0,
+                       ha="right" if crowded else "center")
     ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))  # off the bars
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _axis_floor(table):
+    """A y-axis start 0.05 below the lowest value, rounded down to a tenth (0 at most)."""
+    lowest = np.nanmin(table.to_numpy(dtype=float)) if table.notna().any().any() else 0.0
+    return float(max(0.0, np.floor((lowest - 0.05) * 10) / 10))
+
+
+def _legend_label(runs, detector):
+    mine = runs[runs["detector"] == detector]
+    failed = int((mine["status"] != "ok").sum())
+    return f"{detector} (failed {failed}/{len(mine)})" if failed else detector
+
+
+def _seed_dots(ax, results, detector, subsets, x):
+    """A dot per seed on each bar, where a subset ran with more than one seed."""
+    ok = results[(results["detector"] == detector) & (results["status"] == "ok")]
+    by_subset = ok.groupby("subset")["auroc"]
+    if ok.empty or by_subset.size().max() < 2:
+        return
+    for position, subset in zip(x, subsets):
+        if subset in by_subset.groups:
+            values = by_subset.get_group(subset).to_numpy()
+            ax.plot(np.full(len(values), position), values, ".", color="black", markersize=3)
 
 
 def example_images(task, per_class=1, n_normal=2, seed=0):
