@@ -484,3 +484,17 @@ def test_download_flag_reaches_the_loader(monkeypatch, tmp_path, flags, expected
         main(["--dataset", "cifar10", "--data-dir", str(tmp_path), "--out", str(tmp_path),
               *flags])
     assert calls == [expected]
+
+
+def test_detectors_missing_an_optional_package_are_left_out_or_refused(monkeypatch, capsys):
+    from dataclasses import replace
+
+    spec = replace(bench_detectors.REGISTRY["xgbod"], requires=(("no_such_module", "no-such"),))
+    monkeypatch.setitem(bench_detectors.REGISTRY, "xgbod", spec)
+    parser = build_parser()
+    defaults = detector_names(parser.parse_args(["--anomaly-ratio", "0.01"]), parser)
+    assert "xgbod" not in defaults and "mcad" in defaults
+    assert "xgbod needs no-such: pip install no-such" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # named by the user: refused before any run
+        detector_names(parser.parse_args(["--anomaly-ratio", "0.01", "--detectors", "xgbod"]),
+                       parser)

@@ -160,7 +160,21 @@ def detector_names(args, parser):
     if supervised and not unbalanced:
         parser.error(f"{', '.join(supervised)} need labelled anomalies: run them in the "
                      "unbalanced protocol, e.g. --anomaly-ratio 0.01 (digits, cifar10, mnist)")
-    return list(dict.fromkeys(names))  # drop repeats, keep order
+    return _installed(list(dict.fromkeys(names)), args.detectors is None, parser)  # no repeats
+
+
+def _installed(names, defaults, parser):
+    """``names`` without the detectors whose optional packages are absent: a default one is
+    left out with a note, one the user named is refused (exit 2), both naming the install."""
+    missing = {n: detectors_module.REGISTRY[n].missing() for n in names}
+    missing = {n: pips for n, pips in missing.items() if pips}
+    for name, pips in missing.items():
+        hint = f"{name} needs {', '.join(pips)}: pip install {' '.join(pips)}"
+        if not defaults:
+            parser.error(hint + ' (or pip install -e ".[benchmark]")')
+        print(f"note: {hint} (or pip install -e \".[benchmark]\"); left out of this run",
+              file=sys.stderr)
+    return [n for n in names if n not in missing]
 
 
 def check_unbalanced_options(args, parser):

@@ -86,12 +86,21 @@ class DetectorSpec:
         What the detector does with training labels: ``"ignored"``: always ``fit(X)``;
         ``"used"``: ``fit(X, y)`` when the protocol has labels (unbalanced), else ``fit(X)``;
         ``"required"``: ``fit(X, y)``, and it runs only in the unbalanced protocol.
+    requires : tuple of (module, pip requirement), default=()
+        Optional packages the detector needs beyond the package's own dependencies.
     """
 
     build: Callable
     flat_input: bool = True
     warm_up: bool = True
     labels: str = "ignored"
+    requires: tuple = ()
+
+    def missing(self):
+        """The pip requirements of the packages this detector needs and that are absent."""
+        import importlib.util
+
+        return [pip for module, pip in self.requires if importlib.util.find_spec(module) is None]
 
     def __post_init__(self):
         if self.labels not in LABEL_USES:
@@ -326,7 +335,7 @@ REGISTRY = {
     # on the same images without their labels.
     "mcad-one-class": DetectorSpec(_mcad_factory(one_class=True), flat_input=False,
                                    warm_up=False),
-    "xgbod": DetectorSpec(_xgbod, labels="required"),
+    "xgbod": DetectorSpec(_xgbod, labels="required", requires=(("xgboost", "xgboost-cpu"),)),
     "devnet": DetectorSpec(_devnet, labels="required"),
     "hgb": DetectorSpec(_hgb, labels="required"),
     # DN2, PatchCore and PaDiM on MCAD's frozen ImageNet backbone, at MCAD's input size: what

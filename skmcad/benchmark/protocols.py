@@ -43,8 +43,6 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 # The 17 ODDS data sets of PyOD's benchmark (benchmark.py in the PyOD repository).
 PYOD_BENCHMARK_ODDS = (
@@ -121,7 +119,7 @@ def subsample(X, y=None, max_n=None, random_state=0):
     if y is None:
         keep = np.sort(np.random.default_rng(random_state).choice(len(X), max_n, replace=False))
         return X[keep]
-    X_part, _, y_part, _ = train_test_split(
+    X_part, _, y_part, _ = _train_test_split(
         X, y, train_size=max_n, stratify=y, random_state=random_state
     )
     return X_part, y_part
@@ -217,6 +215,13 @@ def to_unit_float(images):
     if images.dtype == np.uint8:
         return images.astype(np.float32) / np.float32(255.0)
     return images.astype(np.float32, copy=False)
+
+
+def _train_test_split(*arrays, **options):
+    # scikit-learn loads when a protocol reads its data, not at import: --help stays fast
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(*arrays, **options)
 
 
 class Protocol:
@@ -344,7 +349,7 @@ class Digits(OneClassImages):
         from skmcad.datasets import load_digits_images
 
         X, y = load_digits_images()
-        X_train, X_test, y_train, y_test = train_test_split(
+        X_train, X_test, y_train, y_test = _train_test_split(
             X, y, test_size=0.5, stratify=y, random_state=DIGITS_SPLIT_SEED
         )
         return X_train, y_train, X_test, y_test
@@ -378,8 +383,8 @@ class TabularSplits(Protocol):
         Fraction of each data set in the test part.
     max_samples : int or None
         Data sets larger than this are randomly cut to it (per seed) before splitting.
-    scaler : type
-        scikit-learn transformer fitted on the training part.
+    scaler : {"standard", "minmax"}
+        scikit-learn's StandardScaler or MinMaxScaler, fitted on the training part.
     stratify : bool
         Whether the train/test split keeps the anomaly fraction.
     """
@@ -387,7 +392,7 @@ class TabularSplits(Protocol):
     kind = "tabular"
     test_size = 0.4
     max_samples = None
-    scaler = StandardScaler
+    scaler = "standard"
     stratify = True
 
     def _read(self, name):
@@ -405,13 +410,15 @@ class TabularSplits(Protocol):
 
     def _task(self, subset, seed, X, y):
         X, y = subsample(X, y, self.max_samples, random_state=seed)
-        X_fit, X_eval, _, y_eval = train_test_split(
+        X_fit, X_eval, _, y_eval = _train_test_split(
             X, y, test_size=self.test_size, stratify=y if self.stratify else None,
             random_state=seed
         )
         X_fit = subsample(X_fit, max_n=self.max_train, random_state=seed)
         X_eval, y_eval = subsample(X_eval, y_eval, self.max_test, random_state=seed)
-        scaler = self.scaler().fit(X_fit)
+        from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+        scaler = {"standard": StandardScaler, "minmax": MinMaxScaler}[self.scaler]().fit(X_fit)
         return Task(subset, seed, scaler.transform(X_fit), scaler.transform(X_eval), y_eval)
 
 
@@ -441,7 +448,7 @@ class ADBench(TabularSplits):
     default_seeds = 3  # ADBench's seed list has three seeds
     test_size = 0.3
     max_samples = 10_000
-    scaler = MinMaxScaler
+    scaler = "minmax"
 
     def default_subsets(self):
         from skmcad.datasets import list_adbench
