@@ -176,6 +176,25 @@ class _FrozenBackboneDetector(BaseDetector):
             start += len(x)
         return scores
 
+    def _smoothed(self, distances, size):
+        """Patch distances (B, h, w) upsampled to ``size`` = (H, W), then blurred by a
+        Gaussian of sigma ``BLUR_SIGMA`` px at the backbone input size."""
+        sigmas = [BLUR_SIGMA * side / self.input_size for side in size]
+        upsampled = F.interpolate(distances.unsqueeze(1), size=size, mode="bilinear",
+                                  align_corners=False).squeeze(1)
+        return _gaussian_blur(upsampled, *sigmas)
+
+    def _stream_maps(self, X):
+        """Smoothed ``_distance_maps`` at the input images' resolution, batch by batch."""
+        X = self._check_images(X, reset=False)
+        size = tuple(self.layout_.image_size[1:])
+        maps = np.empty((len(X), *size))
+        start = 0
+        for x in self._inputs(X):
+            maps[start:start + len(x)] = self._smoothed(self._distance_maps(x), size).double().cpu()
+            start += len(x)
+        return maps
+
 
 # -- DN2 -----------------------------------------------------------------------------------
 
@@ -557,17 +576,7 @@ class PatchCore(_FrozenBackboneDetector):
         ndarray of shape (n_samples, H, W), float64
         """
         check_is_fitted(self)
-        X = self._check_images(X, reset=False)
-        height, width = self.layout_.image_size[1:]
-        sigmas = (BLUR_SIGMA * height / self.input_size, BLUR_SIGMA * width / self.input_size)
-        maps = np.empty((len(X), height, width))
-        start = 0
-        for x in self._inputs(X):
-            upsampled = F.interpolate(self._distance_maps(x).unsqueeze(1), size=(height, width),
-                                      mode="bilinear", align_corners=False).squeeze(1)
-            maps[start:start + len(x)] = _gaussian_blur(upsampled, *sigmas).double().cpu()
-            start += len(x)
-        return maps
+        return self._stream_maps(X)
 
 
 # -- PaDiM ---------------------------------------------------------------------------------
@@ -726,13 +735,6 @@ class PaDiM(_FrozenBackboneDetector):
         squared = torch.einsum("bpi,pij,bpj->bp", centred, self.precision_, centred)
         return squared.clamp_min(0).sqrt().view(len(x), *grid)
 
-    def _smoothed(self, distances, size):
-        """Distances upsampled to ``size`` = (H, W) and blurred as PatchCore's maps."""
-        sigmas = [BLUR_SIGMA * side / self.input_size for side in size]
-        upsampled = F.interpolate(distances.unsqueeze(1), size=size, mode="bilinear",
-                                  align_corners=False).squeeze(1)
-        return _gaussian_blur(upsampled, *sigmas)
-
     def _score_maps(self, x):
         """Smoothed maps at the backbone input size: (B, input_size, input_size)."""
         return self._smoothed(self._distance_maps(x), (self.input_size, self.input_size))
@@ -770,11 +772,4 @@ class PaDiM(_FrozenBackboneDetector):
         ndarray of shape (n_samples, H, W), float64
         """
         check_is_fitted(self)
-        X = self._check_images(X, reset=False)
-        size = tuple(self.layout_.image_size[1:])
-        maps = np.empty((len(X), *size))
-        start = 0
-        for x in self._inputs(X):
-            maps[start:start + len(x)] = self._smoothed(self._distance_maps(x), size).double().cpu()
-            start += len(x)
-        return maps
+        return self._stream_maps(X)
