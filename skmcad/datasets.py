@@ -22,11 +22,8 @@ import io
 import numbers
 import os
 import pickle
-import shutil
 import struct
 import tarfile
-import tempfile
-import urllib.request
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
@@ -160,21 +157,24 @@ def _check_md5(label, actual, expected):
 
 
 def _download(url, dest, check):
-    """Fetch ``url`` to ``dest`` through a temporary file and return ``check(temporary_path)``.
+    """Fetch ``url`` to ``dest`` with pooch, through a temporary file, and return
+    ``check(temporary_path)``.
 
-    ``dest`` only appears once ``check`` accepted the data, so an interrupted or corrupt
-    download never leaves a file that a later call would trust.
+    ``dest`` only appears once ``check`` accepted the data (the checksums of the file, or of
+    the files inside an archive), so an interrupted or corrupt download never leaves a file
+    that a later call would trust.
     """
+    import pooch
+
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
+    tmp = dest.with_name(f".{dest.name}.part")
+    tmp.unlink(missing_ok=True)  # pooch would take a leftover file for a finished download
     try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
-                    shutil.copyfileobj(response, out)
-            except OSError as exc:
-                raise OSError(f"Could not download {url} to {dest}: {exc}") from exc
+        try:
+            pooch.retrieve(url, known_hash=None, fname=tmp.name, path=dest.parent,
+                           downloader=pooch.HTTPDownloader(timeout=DOWNLOAD_TIMEOUT))
+        except OSError as exc:  # requests' errors are OSErrors
+            raise OSError(f"Could not download {url} to {dest}: {exc}") from exc
         result = check(tmp)
         os.replace(tmp, dest)
     except BaseException:

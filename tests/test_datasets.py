@@ -107,9 +107,12 @@ def write_files(folder, contents):
 
 @pytest.fixture
 def no_network(monkeypatch):
+    import pooch
+
     def refuse(*args, **kwargs):
         raise AssertionError("the network must not be used")
 
+    monkeypatch.setattr(pooch, "retrieve", refuse)
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
 
 
