@@ -42,7 +42,7 @@ BLUR_SIGMA = 4.0  # px at the backbone input size, as in PatchCore
 MAX_DISTANCES = 2 ** 24  # elements of one chunk of a distance matrix (64 MiB in float32)
 
 
-# -- shared by both detectors --------------------------------------------------------------
+# -- shared by the detectors ---------------------------------------------------------------
 
 
 def backbone_input(batch, input_size, device):
@@ -175,6 +175,14 @@ class _FrozenBackboneDetector(BaseDetector):
             scores[start:start + len(x)] = score_inputs(x).double().cpu().numpy()
             start += len(x)
         return scores
+
+    def _checked_stages(self):
+        """The patch detectors' ``stages`` as a tuple, refused unless all lie in 1..7."""
+        stages = tuple(int(s) for s in self.stages)
+        if not stages or not all(1 <= s <= 7 for s in stages):
+            raise ValueError(f"stages must be a non-empty tuple of backbone stages in 1..7; "
+                             f"got {self.stages!r}.")
+        return stages
 
     def _smoothed(self, distances, size):
         """Patch distances (B, h, w) upsampled to ``size`` = (H, W), then blurred by a
@@ -488,13 +496,6 @@ class PatchCore(_FrozenBackboneDetector):
         distances = self._nearest_bank_distance(patches).view(len(X), -1)
         return self._finish_fit(distances.amax(dim=1))
 
-    def _checked_stages(self):
-        stages = tuple(int(s) for s in self.stages)
-        if not stages or not all(1 <= s <= 7 for s in stages):
-            raise ValueError(f"stages must be a non-empty tuple of backbone stages in 1..7; "
-                             f"got {self.stages!r}.")
-        return stages
-
     def _coreset_indices(self, patches):
         n_select = max(1, int(round(self.coreset_ratio * len(patches))))
         if n_select >= len(patches):
@@ -682,8 +683,6 @@ class PaDiM(_FrozenBackboneDetector):
         self.device = device
         self.n_jobs = n_jobs
         self.random_state = random_state
-
-    _checked_stages = PatchCore._checked_stages
 
     @_fit_context(prefer_skip_nested_validation=True)
     def _fit(self, X):

@@ -102,18 +102,14 @@ class NearestNeighbourMemory(nn.Module):
     def nearest(self, queries, chunk=4096):
         """Index of the nearest (the ``n_neighbours``-th nearest) stored vector of each row
         of ``queries`` (N, C)."""
-        bank = F.normalize(self.bank, dim=1) if self.metric == "cosine" else self.bank
+        cosine = self.metric == "cosine"
+        bank = F.normalize(self.bank, dim=1) if cosine else self.bank
         k = min(self.n_neighbours, len(bank))
         found = []
         for part in queries.split(chunk):
-            if self.metric == "cosine":
-                similarity = F.normalize(part, dim=1) @ bank.T  # (n, N_bank)
-                found.append(similarity.argmax(dim=1) if k == 1
-                             else similarity.topk(k, dim=1).indices[:, -1])  # (n,)
-            else:
-                distance = torch.cdist(part, bank)  # (n, N_bank)
-                found.append(distance.argmin(dim=1) if k == 1
-                             else distance.topk(k, dim=1, largest=False).indices[:, -1])
+            # closeness: higher = nearer, (n, N_bank)
+            closeness = F.normalize(part, dim=1) @ bank.T if cosine else -torch.cdist(part, bank)
+            found.append(closeness.topk(k, dim=1).indices[:, -1])  # (n,)
         return torch.cat(found)
 
     def forward(self, features):

@@ -278,4 +278,4 @@ def build_network(layout, backbone, width, n_scales, memory_size, beta, use_memo
     if n_scales > depth:
         raise ValueError(f"n_scales={n_scales} exceeds the {depth} stages of this encoder.")
     return MCADNetwork(encoder, n_scales, memory_sizes(memory_size, n_scales), beta, use_memory,
-                       distance, input_neighbours=INPUT_NEIGHBOURS)
+                       distance)

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .augmentations import augment_images, augment_rows, synthetic_anomalies
 from .losses import anomaly_margin, memory_consistency, memory_regularizer, nt_xent
 from .networks import deviation
-from .memory import HopfieldMemory, NearestNeighbourMemory
+from .memory import HopfieldMemory, NearestNeighbourMemory, _positions
 
 # The scorer is a handful of parameters on pooled, standardised deviations: a large fixed
 # step size trains it in a few epochs whatever the learning rate of stage 1.
@@ -221,7 +221,7 @@ def finalize_memories(network, X, batch_size, generator):
         for parts, memory, f, bank in zip(kept, network.memories, features, banks):
             if not bank:
                 continue
-            vectors = f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])  # (B*H*W, C)
+            vectors = _positions(f)  # (B*H*W, C)
             share = -(-memory.bank_size * len(vectors) // (len(X) * f.shape[2] * f.shape[3]))
             pick = torch.randperm(len(vectors), generator=generator, device=vectors.device)
             parts.append(vectors[pick[:share]])

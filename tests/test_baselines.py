@@ -54,16 +54,23 @@ def test_patchcore_score_is_max_patch_distance(images):
                                rtol=1e-5, atol=1e-6)
 
 
-def test_patchcore_map_is_high_on_a_pasted_square(images):
-    X, X_test = images
-    det = PatchCore(coreset_ratio=0.5, input_size=64, device="cpu", random_state=0).fit(X)
+def pasted_square(X_test):
+    """``X_test`` (n, 32, 32) with a framed square pasted at rows and columns 4-13, and the
+    square's mask."""
     damaged = X_test.copy()
     damaged[:, 4:14, 4:14] = 1.0
     damaged[:, 6:12, 6:12] = 0.0
-    maps = det.anomaly_map(damaged)
-    assert maps.shape == (4, 32, 32) and maps.dtype == np.float64
     inside = np.zeros((32, 32), dtype=bool)
     inside[4:14, 4:14] = True
+    return damaged, inside
+
+
+def test_patchcore_map_is_high_on_a_pasted_square(images):
+    X, X_test = images
+    det = PatchCore(coreset_ratio=0.5, input_size=64, device="cpu", random_state=0).fit(X)
+    damaged, inside = pasted_square(X_test)
+    maps = det.anomaly_map(damaged)
+    assert maps.shape == (4, 32, 32) and maps.dtype == np.float64
     assert (maps[:, inside].mean(axis=1) > 1.25 * maps[:, ~inside].mean(axis=1)).all()
     # and the square is where the maps rose over those of the undamaged images
     rise = maps - det.anomaly_map(X_test)
@@ -209,13 +216,9 @@ def test_padim_channels_follow_the_seed(images):
 def test_padim_map_is_high_on_a_pasted_square(images):
     X, X_test = images
     det = PaDiM(input_size=64, device="cpu", random_state=0).fit(X)
-    damaged = X_test.copy()
-    damaged[:, 4:14, 4:14] = 1.0
-    damaged[:, 6:12, 6:12] = 0.0
+    damaged, inside = pasted_square(X_test)
     maps = det.anomaly_map(damaged)
     assert maps.shape == (4, 32, 32) and maps.dtype == np.float64
-    inside = np.zeros((32, 32), dtype=bool)
-    inside[4:14, 4:14] = True
     rise = maps - det.anomaly_map(X_test)
     assert (rise[:, inside].mean(axis=1) > 2 * rise[:, ~inside].mean(axis=1)).all()
     assert (det.decision_function(damaged) > det.decision_function(X_test)).all()
