@@ -4,7 +4,7 @@ CIFAR-10, one class
 
 The one-class protocol on CIFAR-10: train on images of one class (here airplanes), score
 test images of every class; the training class is normal, the nine others are anomalies.
-To keep this example near half a minute on 2 CPU cores it fits on 500 training airplanes
+To keep this example to about 40 s on 2 CPU cores it fits on 500 training airplanes
 and scores 1,500 test images; the package's benchmark runs the full protocol (5,000
 training images, all 10,000 test images, every class: see :doc:`/benchmarks`).
 
