@@ -8,7 +8,7 @@ def __getattr__(name):
     # torch and PyOD load on first use, so that ``python -m skmcad.benchmark --help`` and
     # the submodules that need neither start fast
     if name == "MCADDetector":
-        from .estimator import MCADDetector
+        from ._detector import MCADDetector
 
         return MCADDetector
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

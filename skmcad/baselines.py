@@ -4,7 +4,7 @@ The detectors read images exactly as :class:`skmcad.MCADDetector` does (every la
 :mod:`skmcad.inputs`, uint8 scaled by 1/255, float pixels taken as in [0, 1], grey repeated
 to RGB, a 4th channel dropped), resize them to ``input_size`` and run the same frozen
 EfficientNet-Lite0 (BatchNorm folded, channels-last, bfloat16 autocast where the device
-computes it natively, chunks of :data:`skmcad.pretrained.CPU_CHUNK` images on CPU). They
+computes it natively, chunks of :data:`skmcad.nn.pretrained_encoder.CPU_CHUNK` images on CPU). They
 differ from MCAD only in what is done with the frozen features, so a comparison with them
 measures what MCAD's training adds:
 
@@ -29,10 +29,10 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .efficientnet import INPUT_MEAN, INPUT_STD, STAGE_CHANNELS, fuse_bn, load_pretrained_lite0
-from .estimator import _resolve_device
+from .nn.efficientnet import INPUT_MEAN, INPUT_STD, STAGE_CHANNELS, fuse_bn, load_pretrained_lite0
+from ._detector import _resolve_device
 from .inputs import infer_layout, iter_batches
-from .pretrained import DEFAULT_INPUT_SIZE, frozen_stage_maps
+from .nn.pretrained_encoder import DEFAULT_INPUT_SIZE, frozen_stage_maps
 from .threads import with_torch_threads
 
 __all__ = ["FeatureKNN", "PatchCore", "PaDiM", "greedy_coreset", "backbone_input"]
@@ -211,7 +211,7 @@ class FeatureKNN(_FrozenBackboneDetector):
     """k-nearest-neighbour distance on frozen ImageNet features (DN2).
 
     Each image is resized to ``input_size``, run through the frozen EfficientNet-Lite0 of
-    :mod:`skmcad.pretrained` up to ``stage``, and that stage's map is globally
+    :mod:`skmcad.nn.pretrained_encoder` up to ``stage``, and that stage's map is globally
     average-pooled and L2-normalised. The score of an image is the Euclidean distance of
     its feature to its ``n_neighbors``-th nearest training feature.
 
@@ -241,7 +241,7 @@ class FeatureKNN(_FrozenBackboneDetector):
         L2-normalised features of the training images, on ``device_``.
     layout_ : skmcad.inputs.InputLayout
     device_ : torch.device
-    backbone_ : skmcad.efficientnet.EfficientNetLite0
+    backbone_ : skmcad.nn.efficientnet.EfficientNetLite0
         The frozen backbone, truncated after ``stage``.
     n_features_in_ : int
         Values per image.
@@ -397,7 +397,7 @@ class PatchCore(_FrozenBackboneDetector):
     """Memory bank of frozen mid-level patch features (PatchCore).
 
     Each image is resized to ``input_size`` and run through the frozen EfficientNet-Lite0
-    of :mod:`skmcad.pretrained`; the maps of ``stages`` (4 and 5 by default: 80 + 112
+    of :mod:`skmcad.nn.pretrained_encoder`; the maps of ``stages`` (4 and 5 by default: 80 + 112
     channels at 1/16 of ``input_size``) are concatenated (later maps resized to the first's
     shape if they differ) and each position is averaged over its 3x3 neighbourhood (local
     aggregation; borders average the positions inside the map). Every training patch vector
@@ -439,7 +439,7 @@ class PatchCore(_FrozenBackboneDetector):
         The kept patch vectors, on ``device_``.
     layout_ : skmcad.inputs.InputLayout
     device_ : torch.device
-    backbone_ : skmcad.efficientnet.EfficientNetLite0
+    backbone_ : skmcad.nn.efficientnet.EfficientNetLite0
         The frozen backbone, truncated after the last of ``stages``.
     n_features_in_ : int
         Values per image.
@@ -588,7 +588,7 @@ class PaDiM(_FrozenBackboneDetector):
 
     Defard et al. 2021, "PaDiM: a patch distribution modeling framework for anomaly
     detection and localization". Each image is resized to ``input_size`` and run through
-    the frozen EfficientNet-Lite0 of :mod:`skmcad.pretrained`; the maps of ``stages``
+    the frozen EfficientNet-Lite0 of :mod:`skmcad.nn.pretrained_encoder`; the maps of ``stages``
     (3 and 4 by default: 40 + 80 channels at 1/8 and 1/16 of ``input_size``) are upsampled
     (nearest) to the first one's grid and concatenated, and ``n_features`` channels drawn
     at random are kept, as in the paper, so each covariance stays small. At every grid position the
@@ -639,7 +639,7 @@ class PaDiM(_FrozenBackboneDetector):
         (h, w) of the position grid.
     layout_ : skmcad.inputs.InputLayout
     device_ : torch.device
-    backbone_ : skmcad.efficientnet.EfficientNetLite0
+    backbone_ : skmcad.nn.efficientnet.EfficientNetLite0
         The frozen backbone, truncated after the last of ``stages``.
     n_features_in_ : int
         Values per image.

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from .estimator import MCADDetector
+from ._detector import MCADDetector, _module_dtype
 from .inputs import InputLayout, Standardizer
 from .presets import resolve_params
 
@@ -166,7 +166,7 @@ def _fitted_state(detector):
         "mu": float(detector._mu),
         "sigma": float(detector._sigma),
         "classes": int(detector._classes),
-        "dtype": str(detector.scorer_.bias.dtype).removeprefix("torch."),
+        "dtype": str(_module_dtype(detector.scorer_)).removeprefix("torch."),
     }
     if hasattr(detector, "feature_names_in_"):
         state["feature_names_in"] = [str(name) for name in detector.feature_names_in_]

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from skmcad import MCADDetector
-from skmcad.memory import NearestNeighbourMemory
+from skmcad.nn.neighbour_memory import NearestNeighbourMemory
 
 
 def test_no_memory_deviation_is_the_nearest_training_feature_distance(digits, tiny_params):

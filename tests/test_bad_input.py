@@ -12,7 +12,7 @@ from hypothesis.extra import numpy as hnp
 from sklearn.base import clone
 
 from skmcad import MCADDetector
-from skmcad.estimator import MIN_SAMPLES
+from skmcad._detector import MIN_SAMPLES
 
 TINY = dict(stage1_epochs=1, stage2_epochs=1, width=2, memory_size=2, n_scales=2,
             batch_size=16, input_size=32, random_state=0)

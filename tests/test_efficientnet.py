@@ -4,7 +4,7 @@ import sys
 import pytest
 import torch
 
-from skmcad.efficientnet import (
+from skmcad.nn.efficientnet import (
     STAGE_CHANNELS,
     STAGE_REDUCTION,
     EfficientNetLite0,

@@ -10,9 +10,11 @@ import pytest
 import torch
 from sklearn.base import clone
 
-import skmcad.estimator
+import skmcad._detector
 import skmcad.inputs
-import skmcad.training
+import skmcad._loop
+import skmcad.stage1
+import skmcad.stage2
 from skmcad import MCADDetector
 
 TINY = dict(stage1_epochs=2, stage2_epochs=2, width=2, memory_size=3, n_scales=2, batch_size=8,
@@ -49,11 +51,11 @@ def interrupt(monkeypatch, where, name, on_call, error):
 FAILURE_POINTS = [
     (skmcad.inputs.InputLayout, "to_batch", 1),
     (skmcad.inputs.Standardizer, "transform", 1),
-    (skmcad.training, "stage1_loss", 2),
-    (skmcad.estimator, "finalize_memories", 1),
-    (skmcad.estimator, "deviation_statistics", 1),
-    (skmcad.training, "stage2_loss", 3),
-    (skmcad.estimator, "train_stage2", 1),
+    (skmcad.stage1, "stage1_loss", 2),
+    (skmcad._detector, "finalize_memories", 1),
+    (skmcad._detector, "batched_outputs", 1),
+    (skmcad.stage2, "stage2_loss", 3),
+    (skmcad._detector, "train_stage2", 1),
     (MCADDetector, "_score_tensor", 1),
     (MCADDetector, "_process_decision_scores", 1),
 ]
@@ -135,7 +137,7 @@ def test_interrupted_scoring_changes_nothing(monkeypatch, reference_scores):
     detector = MCADDetector(**TINY).fit(X_TAB)
     before = dict(detector.__dict__)
     state_before = global_state()
-    interrupt(monkeypatch, skmcad.estimator, "frozen_outputs", 2, KeyboardInterrupt())
+    interrupt(monkeypatch, skmcad._detector, "frozen_outputs", 2, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         detector.decision_function(X_TAB)  # 4 batches of 8
     monkeypatch.undo()
@@ -146,10 +148,10 @@ def test_interrupted_scoring_changes_nothing(monkeypatch, reference_scores):
 
 def test_interrupted_fit_with_a_progress_bar_closes_it(monkeypatch, capsys):
     detector = MCADDetector(**{**TINY, "verbose": 1})
-    interrupt(monkeypatch, skmcad.training, "stage1_loss", 2, KeyboardInterrupt())
+    interrupt(monkeypatch, skmcad.stage1, "stage1_loss", 2, KeyboardInterrupt())
     closed = []
-    original_close = skmcad.training.EpochProgress.close
-    monkeypatch.setattr(skmcad.training.EpochProgress, "close",
+    original_close = skmcad._loop.EpochProgress.close
+    monkeypatch.setattr(skmcad._loop.EpochProgress, "close",
                         lambda self: (closed.append(self.stage), original_close(self)))
     with pytest.raises(KeyboardInterrupt):
         detector.fit(X_TAB)
@@ -159,7 +161,7 @@ def test_interrupted_fit_with_a_progress_bar_closes_it(monkeypatch, capsys):
 
 def test_clone_of_an_interrupted_estimator_is_a_clean_estimator(monkeypatch):
     detector = MCADDetector(**TINY).fit(X_TAB)
-    interrupt(monkeypatch, skmcad.training, "stage2_loss", 1, KeyboardInterrupt())
+    interrupt(monkeypatch, skmcad.stage2, "stage2_loss", 1, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         detector.fit(X_NEW)
     assert clone(detector).get_params() == MCADDetector(**TINY).get_params()

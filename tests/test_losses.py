@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from skmcad.losses import anomaly_margin, memory_consistency, memory_regularizer, nt_xent
+from skmcad.nn.losses import anomaly_margin, memory_consistency, memory_regularizer, nt_xent
 
 
 def naive_nt_xent(z1, z2, temperature, negatives=None):

@@ -2,7 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from skmcad.memory import HopfieldMemory, NearestNeighbourMemory
+from skmcad.nn.hopfield_memory import HopfieldMemory
+from skmcad.nn.neighbour_memory import NearestNeighbourMemory
 
 
 def test_read_shapes_and_attention_rows_sum_to_one():

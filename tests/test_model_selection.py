@@ -130,3 +130,20 @@ def test_unbalanced_search_gives_fits_their_labelled_anomalies():
     det = MCADDetector(setting="unbalanced", **TABULAR)
     scores = cross_val_score(det, X, y, cv=cv, scoring="roc_auc", error_score="raise")
     assert scores.min() > 0.9
+
+
+def test_grid_search_over_memories_and_scorers(digits, tiny_params):
+    """The issue's search: every memory x scorer pair is fitted, scored and ranked."""
+    X, y = digits
+    keep = np.flatnonzero(np.isin(y[:400], [0, 6]))  # digit 0 normal, 6 the anomaly
+    labels = (y[keep] == 6).astype(int)
+    params = {"memory": ["hopfield", "grid"], "scorer": ["learned", "gaussian", "hybrid"]}
+    search = GridSearchCV(MCADDetector(**tiny_params), params, scoring="roc_auc",
+                          cv=NormalTrainSplit(n_splits=2, shuffle=True, random_state=0))
+    search.fit(X[keep], labels)
+    results = search.cv_results_
+    assert len(results["params"]) == 6
+    assert np.isfinite(results["mean_test_score"]).all()
+    assert results["mean_test_score"].max() > 0.9
+    assert search.best_params_ == results["params"][int(np.argmin(results["rank_test_score"]))]
+    assert search.best_estimator_.memory == search.best_params_["memory"]

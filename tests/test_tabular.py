@@ -7,9 +7,10 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from skmcad import MCADDetector
-from skmcad.memory import HopfieldMemory, NearestNeighbourMemory
-from skmcad.networks import INPUT_NEIGHBOURS
-from skmcad.scorer import DeviationScorer
+from skmcad.nn.hopfield_memory import HopfieldMemory
+from skmcad.nn.neighbour_memory import NearestNeighbourMemory
+from skmcad.nn.network import INPUT_NEIGHBOURS
+from skmcad.scorers import DeviationScorer
 
 SMALL = dict(stage1_epochs=2, stage2_epochs=0, random_state=0)
 
@@ -69,7 +70,7 @@ def test_scorer_starts_the_knn_scale_at_the_weight_of_all_others(fitted):
     torch.testing.assert_close(fitted.scorer_.scale_weights,
                                torch.tensor([4.0, 1, 1, 1, 1], dtype=torch.float64))
     # images (every scale learned) keep equal starting weights, exactly
-    assert torch.equal(DeviationScorer(2, scale_prior=[1.0, 1.0]).scale_logits,
+    assert torch.equal(DeviationScorer([4, 4], scale_prior=[1.0, 1.0]).scale_logits,
                        torch.zeros(2))
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-import skmcad.estimator
+import skmcad._detector
 from skmcad import MCADDetector
 from skmcad.threads import n_threads, torch_threads
 
@@ -55,10 +55,10 @@ def test_fit_and_scoring_run_with_n_jobs_threads_and_leave_the_global_count(
             return step(*args, **kwargs)
         return wrapper
 
-    monkeypatch.setattr(skmcad.estimator, "train_stage1",
-                        recording("fit", skmcad.estimator.train_stage1))
-    monkeypatch.setattr(skmcad.estimator, "frozen_outputs",
-                        recording("score", skmcad.estimator.frozen_outputs))
+    monkeypatch.setattr(skmcad._detector, "train_stage1",
+                        recording("fit", skmcad._detector.train_stage1))
+    monkeypatch.setattr(skmcad._detector, "frozen_outputs",
+                        recording("score", skmcad._detector.frozen_outputs))
     X = np.random.default_rng(0).normal(size=(60, 3))
     det = MCADDetector(n_jobs=1, **TABULAR).fit(X)
     assert seen[0] == ("fit", 1) and torch.get_num_threads() == 2

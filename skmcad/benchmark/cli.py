@@ -46,6 +46,11 @@ unbalanced protocol (--anomaly-ratio R with digits, cifar10 or mnist):
   (PyOD's DevNet) and hgb (scikit-learn's HistGradientBoostingClassifier, scored by
   predict_proba) are supervised and only run in this protocol; PyOD's one-class baselines
   may be added, they get the images without labels.
+
+unified protocol (--unified with digits, cifar10 or mnist):
+  one model for many normal classes: per class named by --classes (default: each in
+  turn), every detector is fitted on the training images of all the other classes, without
+  class labels, and scores the whole test split with that class as the only anomaly.
 """
 
 EPILOG = """\
@@ -120,6 +125,13 @@ def build_parser():
              f"drawn per normal class and seed (default: {DEFAULT_LABELLED_CLASSES})")
     add("--ablation", action="store_true",
         help="also run MCAD's ablations: " + ", ".join(detectors_module.ABLATIONS))
+    add("--variants", action="store_true",
+        help="also run MCAD's variants: " + ", ".join(
+            f"{name} ({', '.join(f'{k}={v!r}' for k, v in over.items())})"
+            for name, over in detectors_module.VARIANTS.items()))
+    add("--unified", action="store_true",
+        help="unified protocol (digits, cifar10, mnist): per class, fit on every other "
+             "class, that class the anomaly (see below)")
     add("--preset", choices=("cpu", "gpu"), default="cpu", help="MCAD preset (default: cpu)")
     add("--n-jobs", type=int, default=None, metavar="N",
         help="torch threads of every detector: MCAD's and the feature baselines' n_jobs, and "
@@ -152,6 +164,8 @@ def detector_names(args, parser):
     names = [n.strip() for n in text.split(",") if n.strip()]
     if args.ablation:
         names += [n for n in ("mcad", *detectors_module.ABLATIONS) if n not in names]
+    if getattr(args, "variants", False):
+        names += [n for n in ("mcad", *detectors_module.VARIANTS) if n not in names]
     unknown = [n for n in names if n not in detectors_module.REGISTRY]
     if unknown or not names:
         parser.error(f"unknown detectors {unknown}; choose from "
@@ -178,7 +192,13 @@ def _installed(names, defaults, parser):
 
 
 def check_unbalanced_options(args, parser):
-    """Refuse (exit 2) unbalanced options where they do not apply."""
+    """Refuse (exit 2) unbalanced and unified options where they do not apply."""
+    if args.unified and not PROTOCOLS[args.dataset].supports_unified:
+        supported = [n for n, p in PROTOCOLS.items() if p.supports_unified]
+        parser.error(f"--unified: no unified protocol for {args.dataset}; it is for "
+                     f"{', '.join(supported)}")
+    if args.unified and args.anomaly_ratio is not None:
+        parser.error("--unified and --anomaly-ratio are separate protocols: choose one")
     if args.anomaly_ratio is None:
         if args.labelled_classes is not None:
             parser.error("--labelled-classes needs --anomaly-ratio")
@@ -253,7 +273,7 @@ def _prepare(args, parser):
     protocol = PROTOCOLS[args.dataset](
         args.data_dir, args.max_train, args.max_test, anomaly_ratio=args.anomaly_ratio,
         n_labelled_classes=args.labelled_classes or DEFAULT_LABELLED_CLASSES,
-        download=args.download,
+        download=args.download, unified=args.unified,
     )
     try:
         subsets = (protocol.parse_subsets(args.classes) if args.classes
@@ -269,6 +289,12 @@ def _prepare(args, parser):
 def _title_and_notes(args):
     """Return the title of results.md and the chart, and the notes under it."""
     title = f"skmcad benchmark: {args.dataset}"
+    if args.unified:
+        return title + ", unified", (
+            "Unified protocol: one model for many normal classes. Per class (subset) named "
+            "in the tables, each detector is fitted on the training images of every other "
+            "class, without class labels, and scores the whole test split with that class "
+            "as the only anomaly.",)
     if args.anomaly_ratio is None:
         return title, ()
     n_labelled = args.labelled_classes or DEFAULT_LABELLED_CLASSES
@@ -320,6 +346,7 @@ def main(argv=None):
     protocol, subsets = _prepare(args, parser)
     default_out = args.dataset if args.anomaly_ratio is None else (
         f"{args.dataset}-unbalanced-{args.anomaly_ratio:g}")
+    default_out += "-unified" if args.unified else ""
     out_dir = Path(args.out or Path("benchmark_results") / default_out)
     out_dir.mkdir(parents=True, exist_ok=True)
     seeds = list(range(args.seeds or protocol.default_seeds))

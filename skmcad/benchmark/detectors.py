@@ -33,6 +33,12 @@ ABLATIONS = {
     "mcad-one-scale": {"n_scales": 1},
     "mcad-no-stage2": {"stage2_epochs": 0},
 }
+# Each variant swaps one part for a related system's (MCADDetector's memory and scorer).
+VARIANTS = {
+    "mcad-grid": {"memory": "grid"},
+    "mcad-gaussian": {"scorer": "gaussian"},
+    "mcad-hybrid": {"scorer": "hybrid"},
+}
 
 
 @dataclass(frozen=True)
@@ -173,7 +179,7 @@ def mcad_params(ctx, overrides=None, one_class=False):
 
 def _mcad_factory(overrides=None, one_class=False):
     def build(ctx):
-        from skmcad.estimator import MCADDetector
+        from skmcad._detector import MCADDetector
 
         return MCADDetector(**mcad_params(ctx, overrides, one_class))
 
@@ -346,7 +352,7 @@ REGISTRY = {
 }
 REGISTRY.update({
     name: DetectorSpec(_mcad_factory(over), flat_input=False, warm_up=False, labels="used")
-    for name, over in ABLATIONS.items()
+    for name, over in {**ABLATIONS, **VARIANTS}.items()
 })
 
 

@@ -8,6 +8,9 @@ set for the tabular ones.
   then one-class per digit (train on that digit's training half, score the whole test half).
 - ``cifar10``, ``mnist``: one-class on the official splits (train on one class's training
   images, score the whole test split, that class normal, every other class anomalous).
+- unified (the image protocols with ``unified``): the subset is the anomalous class; one
+  model is fitted on every other class's training images, without class labels
+  (:func:`unified_split`).
 - unbalanced (the image protocols with an ``anomaly_ratio``): per normal class and seed,
   ``n_labelled_classes`` of the other classes are drawn (a generator seeded with
   ``(seed, normal class)``), and the training set is every training image of the normal
@@ -210,6 +213,25 @@ def unbalanced_training_set(X_train, y_train, normal_class, anomaly_ratio,
     return X_fit, y_fit, labelled
 
 
+def unified_split(X_train, y_train, X_test, y_test, anomalous_class):
+    """The unified protocol's split: fit on every class but ``anomalous_class``, without
+    class labels; score the whole test split, ``anomalous_class`` the only anomaly.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.arange(6).reshape(6, 1); y = np.array([0, 1, 0, 1, 2, 0])
+    >>> X_fit, X_eval, y_eval = unified_split(X, y, X, y, anomalous_class=1)
+    >>> X_fit.ravel().tolist(), y_eval.tolist()
+    ([0, 2, 4, 5], [0, 1, 0, 1, 0, 0])
+    """
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    if not (y_train == anomalous_class).any():
+        raise ValueError(f"class {anomalous_class} is not in the training labels")
+    return (np.asarray(X_train)[y_train != anomalous_class], np.asarray(X_test),
+            (y_test == anomalous_class).astype(np.int64))
+
+
 def to_unit_float(images):
     """Return images as float32 in [0, 1] (uint8 is divided by 255)."""
     if images.dtype == np.uint8:
@@ -246,17 +268,25 @@ class Protocol:
     n_labelled_classes : int or None, default=5
         Unbalanced protocol: number of other classes the labelled anomalies come from
         (None: all of them).
+    download : bool, default=False
+    unified : bool, default=False
+        Unified protocol (:class:`OneClassImages`): the subset is the anomalous class, every
+        other class is normal, and one model is fitted on all of them without class labels.
     """
 
     name = ""
     kind = "image"
     default_seeds = 1
     supports_unbalanced = False  # whether it takes an ``anomaly_ratio``
+    supports_unified = False  # whether it takes ``unified``
 
     def __init__(self, data_dir=None, max_train=None, max_test=None, anomaly_ratio=None,
-                 n_labelled_classes=DEFAULT_LABELLED_CLASSES, download=False):
+                 n_labelled_classes=DEFAULT_LABELLED_CLASSES, download=False, unified=False):
         if anomaly_ratio is not None and not self.supports_unbalanced:
             raise ValueError(f"the {self.name} protocol has no unbalanced variant")
+        if unified and not self.supports_unified:
+            raise ValueError(f"the {self.name} protocol has no unified variant")
+        self.unified = unified
         self.data_dir = data_dir
         self.download = download  # fetch missing files where the data set has a stable URL
         self.max_train = max_train
@@ -286,6 +316,7 @@ class OneClassImages(Protocol):
     train/test split (see module docstring)."""
 
     supports_unbalanced = True
+    supports_unified = True
 
     def _read(self):
         """Return ``(X_train, y_train, X_test, y_test)``."""
@@ -318,6 +349,12 @@ class OneClassImages(Protocol):
 
         X_train, y_train, X_test, y_test = self._data
         for subset in subsets:
+            if self.unified:
+                X_fit, X_eval, y_eval = unified_split(X_train, y_train, X_test, y_test,
+                                                      int(subset))
+                for seed in seeds:
+                    yield self._task(subset, seed, X_fit, X_eval, y_eval)
+                continue
             X_fit, X_eval, y_eval = one_class_split(X_train, y_train, X_test, y_test, int(subset))
             for seed in seeds:
                 if self.anomaly_ratio is None:

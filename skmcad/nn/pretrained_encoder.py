@@ -38,7 +38,7 @@ def frozen_stage_maps(backbone, x, stages, prepare=None):
 
     Parameters
     ----------
-    backbone : skmcad.efficientnet.EfficientNetLite0
+    backbone : skmcad.nn.efficientnet.EfficientNetLite0
     x : Tensor of shape (B, C, H, W)
     stages : sequence of int
     prepare : callable, optional

@@ -1,6 +1,8 @@
-"""The scikit-learn / PyOD facing estimator. The method itself lives in the torch modules
-(:mod:`skmcad.networks`, :mod:`skmcad.memory`, :mod:`skmcad.scorer`) and the training
-steps (:mod:`skmcad.training`)."""
+"""The scikit-learn / PyOD facing estimator: parameters, validation, orchestration.
+
+The method lives elsewhere: the torch modules in :mod:`skmcad.nn` (encoders, memories,
+heads, losses), the two training stages in :mod:`skmcad.stage1` and :mod:`skmcad.stage2`,
+the stage-2 scorers in :mod:`skmcad.scorers`."""
 
 import copy
 from numbers import Integral, Real
@@ -18,12 +20,13 @@ from tqdm.auto import tqdm
 
 from .inputs import (Standardizer, check_binary_labels, check_same_layout, infer_layout,
                      iter_batches)
-from .networks import build_network
+from ._loop import StageConfig
+from .nn.network import MEMORIES, build_network
 from .presets import resolve_params
-from .scorer import DeviationScorer
+from .scorers import SCORERS, build_scorer
+from .stage1 import finalize_memories, train_stage1
+from .stage2 import batched_outputs, frozen_outputs, train_stage2
 from .threads import with_torch_threads
-from .training import (StageConfig, deviation_maps, deviation_statistics, finalize_memories,
-                       frozen_outputs, train_stage1, train_stage2)
 
 MIN_SAMPLES = 4
 
@@ -77,6 +80,23 @@ class MCADDetector(BaseDetector):
         position is compared with its nearest training feature (a kNN search over at most
         16,384 training positions per scale) instead of a memory read. (The kNN scale of
         tabular rows is such a search whatever ``use_memory``.)
+    memory : {"hopfield", "grid"}, default="hopfield"
+        The memory of normal prototypes of each scale. "hopfield": ``memory_size``
+        prototypes read by a modern-Hopfield (softmax attention) update, as in the paper.
+        "grid" (as GRAD/CRAD): prototypes on a ``round(sqrt(memory_size))``-square grid; a
+        small head maps each feature to continuous grid coordinates and the read is the
+        bilinear interpolation of the four prototypes around them, so normal features live
+        on a continuous sheet (:class:`skmcad.nn.grid_memory.GridMemory`).
+    scorer : {"learned", "gaussian", "hybrid"}, default="learned"
+        The stage-2 scorer (:mod:`skmcad.scorers`). "learned": a monotone, learned mix of
+        the pooled, standardised per-scale deviations, trained against synthetic anomalies.
+        "gaussian" (as IGD): the bounded score ``1 - exp(-d^2 / sigma)`` of the pooled
+        multi-scale descriptors' distance to their normal mean, centre and ``sigma``
+        estimated on held-out normal data (stage 2 trains nothing; the map is the same
+        Gaussian per position). "hybrid" (as DenseHybrid): per position the standardised
+        deviation plus a discriminative 1x1-convolution head on the features, trained
+        against synthetic anomalies (and the labelled ones in the unbalanced setting); the
+        map is that dense sum and the score its learned pooling.
     distance : {"auto", "cosine", "euclidean"}, default="auto"
         How features are compared with their memory reads: "cosine" (directions; the choice
         for images) or "euclidean" (magnitudes too; the choice for tabular rows, whose
@@ -133,10 +153,11 @@ class MCADDetector(BaseDetector):
         The encoder and sizes used: ``backbone``, ``memory_size``, ``n_scales``, ``width``,
         ``input_size``, ``stage1_epochs``, ``stage2_epochs``, ``batch_size``, with "auto"
         resolved for the input seen at fit.
-    network_ : MCADNetwork
+    network_ : skmcad.nn.network.MCADNetwork
         Encoder, memories and projection heads after stage 1.
-    scorer_ : DeviationScorer
-        The stage-2 detector, holding the per-scale deviation statistics.
+    scorer_ : skmcad.scorers.Scorer
+        The stage-2 detector named by ``scorer``, holding what it estimated on held-out
+        normal data.
     standardizer_ : Standardizer
         Per-feature or per-channel statistics of the training inputs.
     layout_ : InputLayout
@@ -184,6 +205,8 @@ class MCADDetector(BaseDetector):
         "consistency_weight": [Interval(Real, 0, None, closed="left")],
         "regularizer_weight": [Interval(Real, 0, None, closed="left")],
         "use_memory": ["boolean"],
+        "memory": [StrOptions(set(MEMORIES))],
+        "scorer": [StrOptions(set(SCORERS))],
         "distance": [StrOptions({"auto", "cosine", "euclidean"})],
         "image_shape": [None, tuple, list],
         "setting": [StrOptions({"one-class", "unbalanced"})],
@@ -198,7 +221,8 @@ class MCADDetector(BaseDetector):
                  input_size="auto", temperature=0.2, memory_temperature=0.1,
                  stage1_epochs="auto", stage2_epochs="auto", batch_size="auto",
                  learning_rate=1e-3, consistency_weight=1.0, regularizer_weight=0.1,
-                 use_memory=True, distance="auto", image_shape=None, setting="one-class",
+                 use_memory=True, memory="hopfield", scorer="learned", distance="auto",
+                 image_shape=None, setting="one-class",
                  contamination=0.1, device="auto", n_jobs=None, random_state=None, verbose=0):
         self.memory_size = memory_size
         self.n_scales = n_scales
@@ -214,6 +238,8 @@ class MCADDetector(BaseDetector):
         self.consistency_weight = consistency_weight
         self.regularizer_weight = regularizer_weight
         self.use_memory = use_memory
+        self.memory = memory
+        self.scorer = scorer
         self.distance = distance
         self.image_shape = image_shape
         self.setting = setting
@@ -275,7 +301,7 @@ class MCADDetector(BaseDetector):
                                 generator, anomalies)
         finalize_memories(network, normals[train], batch_size, generator)
         network.requires_grad_(False)
-        scorer.set_statistics(*deviation_statistics(network, normals[holdout], batch_size))
+        scorer.fit_statistics(batched_outputs(network, normals[holdout], batch_size))
         history2 = train_stage2(network, scorer, normals[train],
                                 self._stage_config(config["stage2_epochs"], batch_size),
                                 generator, anomalies)
@@ -462,7 +488,7 @@ class MCADDetector(BaseDetector):
         with self._scoring_progress(len(X), "maps") as bar:
             for batch in iter_batches(X, self.layout_, self.config_["batch_size"]):
                 x = self._standardised(batch)
-                maps.append(self.scorer_.anomaly_maps(deviation_maps(self.network_, x), size))
+                maps.append(self.scorer_.anomaly_maps(*frozen_outputs(self.network_, x), size))
                 bar.update(len(batch))
         return _check_finite_output(torch.cat(maps).double().cpu().numpy(), "maps")
 
@@ -517,12 +543,10 @@ class MCADDetector(BaseDetector):
                                     config["n_scales"], config["memory_size"],
                                     1.0 / self.memory_temperature, self.use_memory,
                                     config["input_size"], (standardizer.mean, standardizer.std),
-                                    self.distance)
+                                    self.distance, self.memory)
             # labelled anomalies train a discriminative head beside the deviation score
-            hybrid = self.setting == "unbalanced"
-            scorer = DeviationScorer(config["n_scales"],
-                                     descriptor_dim=network.descriptor_dim if hybrid else None,
-                                     scale_prior=getattr(network, "scale_prior", None))
+            scorer = build_scorer(self.scorer, network,
+                                  discriminative=self.setting == "unbalanced")
         return network.to(device, dtype), scorer.to(device, dtype)
 
     def _stage_config(self, epochs, batch_size):
@@ -536,7 +560,7 @@ class MCADDetector(BaseDetector):
         return tqdm(total=n_samples, desc=what, unit="sample", disable=not self.verbose)
 
     def _standardised(self, batch):
-        dtype = self.scorer_.bias.dtype
+        dtype = _module_dtype(self.scorer_)
         return torch.from_numpy(self.standardizer_.transform(batch)).to(self.device_, dtype)
 
     def _score_batch(self, x):
@@ -736,8 +760,16 @@ def _holdout_split(n, generator):
     return order[n_holdout:], order[:n_holdout]
 
 
-def _module_device(module):
+def _first_tensor(module):
     tensor = next(module.parameters(), None)
-    if tensor is None:
-        tensor = next(module.buffers(), None)
+    return tensor if tensor is not None else next(module.buffers(), None)
+
+
+def _module_device(module):
+    tensor = _first_tensor(module)
     return tensor.device if tensor is not None else torch.device("cpu")
+
+
+def _module_dtype(module):
+    """The floating dtype the module computes in (every scorer has a float tensor)."""
+    return _first_tensor(module).dtype

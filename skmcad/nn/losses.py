@@ -45,8 +45,7 @@ def memory_regularizer(prototypes, attention):
     """Keep prototypes apart (no collapse) and all of them in use.
 
     The first term is the mean squared cosine similarity between distinct prototypes; the
-    second is the KL divergence between the batch's mean attention and the uniform
-    distribution over prototypes, zero when every prototype is read equally often.
+    second is :func:`usage_balance`.
     """
     k = len(prototypes)
     if k < 2:
@@ -55,9 +54,14 @@ def memory_regularizer(prototypes, attention):
     gram = unit @ unit.T  # (K, K)
     off_diagonal = gram[~torch.eye(k, dtype=torch.bool, device=gram.device)]
     spread = off_diagonal.pow(2).mean()
+    return spread + usage_balance(attention)
+
+
+def usage_balance(attention):
+    """KL divergence between the batch's mean attention (N, K) over the K prototypes and
+    the uniform distribution: zero when every prototype is read equally often."""
     usage = attention.mean(dim=0).clamp_min(1e-12)  # (K,)
-    balance = (usage * usage.log()).sum() + math.log(k)
-    return spread + balance
+    return (usage * usage.log()).sum() + math.log(attention.shape[1])
 
 
 def anomaly_margin(normal_deviation, anomaly_deviation):

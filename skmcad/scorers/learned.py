@@ -1,13 +1,30 @@
-"""Stage 2: the anomaly distance detector that turns per-scale deviation maps into a score."""
+"""The default stage-2 scorer: a learned, monotone mix of pooled per-scale deviations."""
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import Scorer, map_statistics, pooled_descriptors, upsampled
+
 _SOFTPLUS_ZERO = float(F.softplus(torch.zeros(())))
 
 
-class DeviationScorer(nn.Module):
+def pooled_statistics(z, top_fraction):
+    """(B, H, W) map -> (B, 3): its mean, the mean of its top ``top_fraction`` positions
+    and its maximum."""
+    flat = z.flatten(1)  # (B, H*W)
+    k = max(1, int(round(top_fraction * flat.shape[1])))
+    return torch.stack([flat.mean(1), flat.topk(k, dim=1).values.mean(1), flat.amax(1)], dim=1)
+
+
+def weight_logits(weights):
+    """Logits ``l`` with ``softplus(l) / softplus(0) = w``: positive weights that start at
+    ``weights`` (1 where None)."""
+    weights = torch.as_tensor(weights, dtype=torch.float64)
+    return torch.where(weights == 1, 0.0, torch.expm1(weights * _SOFTPLUS_ZERO).log()).float()
+
+
+class DeviationScorer(Scorer):
     """Weighted, pooled per-scale deviation: ``score = sum_s w_s * pool_s(z_s) + b``.
 
     ``z_s`` is the deviation map of scale ``s`` standardised with statistics of held-out
@@ -18,41 +35,41 @@ class DeviationScorer(nn.Module):
     At initialisation (and with ``stage2_epochs=0``) it is the plain mean of the three
     pooled values over scales.
 
-    With ``descriptor_dim`` the scorer is hybrid (as DenseHybrid): a linear
-    discriminative head on the pooled feature descriptors adds its logit to the deviation
-    score. It starts at zero and learns "is this from the normal data?" from the labelled
-    anomalies and the synthetic ones.
+    With ``discriminative=True`` (the unbalanced setting) a linear head on the pooled,
+    unit-normalised feature descriptors adds its logit to the deviation score. It starts
+    at zero and learns "is this from the normal data?" from the labelled anomalies and the
+    synthetic ones.
 
     Parameters
     ----------
-    n_scales : int
+    channels : sequence of int
+        ``C_s`` of each scale.
     top_fraction : float
-    descriptor_dim : int or None
+    discriminative : bool
     scale_prior : sequence of float or None
         Starting ``w_s`` (positive); None starts every scale at 1. Tabular networks start
-        their input scales at the weight of all learned scales together
-        (:attr:`~skmcad.networks.MCADNetwork.scale_prior`).
+        their kNN scale at the weight of all learned scales together
+        (:attr:`~skmcad.nn.network.MCADNetwork.scale_prior`).
     """
 
-    def __init__(self, n_scales, top_fraction=0.1, descriptor_dim=None, scale_prior=None):
+    def __init__(self, channels, top_fraction=0.1, discriminative=False, scale_prior=None):
         super().__init__()
+        n_scales = len(channels)
         self.top_fraction = top_fraction
         self.head = None
-        if descriptor_dim:
-            self.head = nn.Linear(descriptor_dim, 1)
+        if discriminative:
+            self.head = nn.Linear(sum(channels), 1)
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
-        logits = torch.zeros(n_scales)
-        if scale_prior is not None:
-            # softplus(l) / softplus(0) = w  <=>  l = log(expm1(w * log 2))
-            weights = torch.as_tensor(scale_prior, dtype=torch.float64)
-            logits = torch.where(weights == 1, 0.0,
-                                 torch.expm1(weights * _SOFTPLUS_ZERO).log()).float()
-        self.scale_logits = nn.Parameter(logits)
+        self.scale_logits = nn.Parameter(
+            torch.zeros(n_scales) if scale_prior is None else weight_logits(scale_prior))
         self.pool_logits = nn.Parameter(torch.zeros(n_scales, 3))
         self.bias = nn.Parameter(torch.zeros(()))
         self.register_buffer("map_mean", torch.zeros(n_scales))
         self.register_buffer("map_std", torch.ones(n_scales))
+
+    def fit_statistics(self, outputs):
+        self.set_statistics(*map_statistics(outputs))
 
     def set_statistics(self, means, stds):
         """Store the per-scale mean and standard deviation of held-out normal deviations."""
@@ -69,26 +86,18 @@ class DeviationScorer(nn.Module):
 
     def pooled(self, maps):
         """(B, S): the pooled standardised deviation of each scale."""
-        columns = []
-        for z, logits in zip(self.standardise(maps), self.pool_logits):
-            flat = z.flatten(1)  # (B, H*W)
-            k = max(1, int(round(self.top_fraction * flat.shape[1])))
-            stats = torch.stack(
-                [flat.mean(1), flat.topk(k, dim=1).values.mean(1), flat.amax(1)], dim=1
-            )  # (B, 3)
-            columns.append((stats * logits.softmax(0)).sum(1))  # (B,)
+        columns = [(pooled_statistics(z, self.top_fraction) * logits.softmax(0)).sum(1)
+                   for z, logits in zip(self.standardise(maps), self.pool_logits)]
         return torch.stack(columns, dim=1)
 
-    def forward(self, maps, descriptors=None):
+    def forward(self, maps, features):
         score = (self.pooled(maps) * self.scale_weights).sum(1) / len(maps) + self.bias  # (B,)
         if self.head is not None:
-            score = score + self.head(descriptors)[:, 0]
+            score = score + self.head(pooled_descriptors(features))[:, 0]
         return score
 
-    def anomaly_maps(self, maps, size):
+    def anomaly_maps(self, maps, features, size):
         """Weighted sum of the standardised maps, each upsampled to ``size`` = (H, W)."""
-        total = 0.0
-        for z, weight in zip(self.standardise(maps), self.scale_weights):
-            z = F.interpolate(z[:, None], size=size, mode="bilinear", align_corners=False)
-            total = total + weight * z[:, 0]
+        total = sum(w * z for w, z in zip(self.scale_weights,
+                                          upsampled(self.standardise(maps), size)))
         return total / len(maps)  # (B, H, W)

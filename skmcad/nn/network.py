@@ -1,0 +1,153 @@
+"""The MCAD network: an encoder, one memory and one projection head per scale.
+
+The memory of each scale is chosen by name (:data:`MEMORIES`); the deviation between
+features and their memory read, per position, is what stage 2 scores.
+"""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .encoders import build_encoder
+from .grid_memory import GridMemory
+from .heads import ProjectionHead
+from .hopfield_memory import HopfieldMemory
+from .neighbour_memory import NearestNeighbourMemory
+
+
+# The learnable memories a scale can have.
+MEMORIES = ("hopfield", "grid")
+# The input scale of tabular data reads the k-th nearest training row (PyOD KNN's default k).
+INPUT_NEIGHBOURS = 5
+
+
+class MCADNetwork(nn.Module):
+    """Encoder, one memory and one projection head per scale.
+
+    Parameters
+    ----------
+    encoder : nn.Module
+        Returns the list of stage outputs; has ``out_channels``.
+    n_scales : int
+        How many of the deepest stages are used.
+    memory_sizes : sequence of int
+        Prototypes per scale, shallow to deep.
+    beta : float
+        Inverse temperature of the Hopfield read.
+    use_memory : bool
+        False gives the no-memory ablation
+        (:class:`~skmcad.nn.neighbour_memory.NearestNeighbourMemory`).
+    memory : {"hopfield", "grid"}
+        The memory of each learned scale (:data:`MEMORIES`).
+    distance : {"cosine", "euclidean"}
+        How features and reads are compared, see :func:`deviation`.
+    proj_dim : int
+    input_neighbours : int
+        Which neighbour the "neighbours" scale of an encoder reads (see below).
+
+    Notes
+    -----
+    An encoder may name the kind of each stage (``scale_kinds``; every stage is "learned"
+    otherwise). A "learned" scale gets the memory named by ``memory`` (or, with
+    ``use_memory=False``, a :class:`~skmcad.nn.neighbour_memory.NearestNeighbourMemory`).
+    The input scales of :class:`MLPEncoder` have nothing to learn: the "neighbours" one reads the
+    ``input_neighbours``-th nearest training row (its deviation is a kNN distance over the
+    standardised rows, whatever ``use_memory``), the "prototypes" one a memory of
+    prototypes learned in stage 1 by the memory terms only (the consistency and the
+    regulariser; no contrast, the rows have no parameters to learn).
+    ``scale_prior`` is the scorer's starting weight of each scale: 1, and for the
+    "neighbours" scale as much as all the others together.
+    """
+
+    def __init__(self, encoder, n_scales, memory_sizes, beta, use_memory=True,
+                 distance="cosine", proj_dim=64, input_neighbours=INPUT_NEIGHBOURS,
+                 memory="hopfield"):
+        super().__init__()
+        self.encoder = encoder
+        self.n_scales = n_scales
+        self.distance = distance
+        channels = encoder.out_channels[-n_scales:]
+        kinds = getattr(encoder, "scale_kinds", ["learned"] * len(encoder.out_channels))
+        self.scale_kinds = list(kinds[-n_scales:])
+        self.learned_scales = [kind == "learned" for kind in self.scale_kinds]
+        memories = []
+        for k, c, kind in zip(memory_sizes, channels, self.scale_kinds):
+            if kind == "neighbours":
+                memories.append(NearestNeighbourMemory(c, distance,
+                                                       n_neighbours=input_neighbours))
+            elif use_memory and memory == "grid":
+                memories.append(GridMemory(k, c))
+            elif use_memory:
+                memories.append(HopfieldMemory(k, c, beta))
+            else:
+                memories.append(NearestNeighbourMemory(c, distance))
+        self.scale_prior = [float(max(n_scales - 1, 1)) if kind == "neighbours" else 1.0
+                            for kind in self.scale_kinds]
+        self.memories = nn.ModuleList(memories)
+        self.heads = nn.ModuleList(ProjectionHead(c, proj_dim) for c in channels)
+
+    def features(self, x):
+        """The feature maps ``F_s`` of the last ``n_scales`` stages."""
+        return self.encoder(x)[-self.n_scales:]
+
+    def read(self, features):
+        """Memory reads ``(r_s, attention_s)`` for each scale."""
+        return [memory(f) for memory, f in zip(self.memories, features)]
+
+    def deviation_maps(self, x, with_features=False):
+        """Per-scale deviation maps ``D_s``, each (B, H_s, W_s); with ``with_features``,
+        also the feature maps ``F_s`` they come from."""
+        features = self.features(x)
+        maps = [deviation(f, retrieved, self.distance)
+                for f, (retrieved, _) in zip(features, self.read(features))]
+        return (maps, features) if with_features else maps
+
+    @property
+    def channels(self):
+        """Channel count ``C_s`` of each scale's feature map, shallow to deep."""
+        return list(self.encoder.out_channels[-self.n_scales:])
+
+
+def deviation(features, retrieved, distance="cosine"):
+    """Distance between features and their reads at each position, (B, C, H, W) -> (B, H, W).
+
+    "cosine": squared distance of the unit-normalised vectors, ``2 - 2 cos``; it compares
+    directions, which is what convolutional features of images carry. "euclidean": mean
+    squared difference; it keeps magnitudes, which carry most anomalies of tabular rows
+    (values far outside their range).
+    """
+    if distance == "euclidean":
+        return (features - retrieved).pow(2).mean(dim=1)
+    diff = F.normalize(features, dim=1) - F.normalize(retrieved, dim=1)  # (B, C, H, W)
+    return diff.pow(2).sum(dim=1)
+
+
+def memory_sizes(memory_size, n_scales):
+    """One prototype count per scale from an int or a per-scale sequence."""
+    if isinstance(memory_size, (tuple, list)):
+        sizes = list(memory_size)
+        if len(sizes) != n_scales or not all(
+                isinstance(k, (int, np.integer)) and k >= 1 for k in sizes):
+            raise ValueError(f"memory_size must be a positive int or {n_scales} positive ints "
+                             f"(one per scale); got {memory_size!r}.")
+        return [int(k) for k in sizes]
+    return [int(memory_size)] * n_scales
+
+
+def build_network(layout, backbone, width, n_scales, memory_size, beta, use_memory,
+                  input_size=None, input_statistics=None, distance="auto", memory="hopfield"):
+    """The full stage-1 network for ``layout``, validated against the encoder's depth.
+
+    ``distance="auto"`` is "euclidean" for tabular data and "cosine" for images.
+    """
+    if distance == "auto":
+        distance = "euclidean" if layout.kind == "tabular" else "cosine"
+    encoder = build_encoder(layout, backbone, width, n_scales, input_size, input_statistics)
+    depth = len(encoder.out_channels)
+    if n_scales > depth:
+        raise ValueError(f"n_scales={n_scales} exceeds the {depth} stages of this encoder.")
+    if memory not in MEMORIES:
+        raise ValueError(f"memory must be one of {MEMORIES}; got {memory!r}.")
+    return MCADNetwork(encoder, n_scales, memory_sizes(memory_size, n_scales), beta, use_memory,
+                       distance, memory=memory)

@@ -1,0 +1,140 @@
+"""Stage 1: memory-augmented contrastive learning of the encoder, memories and heads."""
+
+import torch
+
+from ._loop import autocast, epoch_batches, run_epochs
+from .augmentations import augment_images, augment_rows
+from .nn.losses import anomaly_margin, memory_consistency, nt_xent
+from .nn.neighbour_memory import NearestNeighbourMemory
+from .nn.network import deviation
+from .nn.positions import positions
+
+
+def augment(x, generator):
+    """Stage-1 view of a batch: image or tabular augmentation by the batch's rank."""
+    return augment_rows(x, generator) if x.ndim == 2 else augment_images(x, generator)
+
+
+def initialize_memories(network, X, generator, batch_size):
+    """Seed each memory with features of a random batch of the training data."""
+    index = torch.randperm(len(X), generator=generator, device=generator.device)[:batch_size]
+    with torch.no_grad():
+        features = network.features(X[index])
+    for memory, f in zip(network.memories, features):
+        memory.initialize_from(f.float(), generator)
+
+
+def _learns(memory):
+    return not isinstance(memory, NearestNeighbourMemory)
+
+
+def _memory_terms(memory, f, retrieved, attention, config):
+    """Consistency of features with their reads, plus the memory's own regulariser."""
+    return (config.consistency_weight * memory_consistency(f, retrieved)
+            + config.regularizer_weight * memory.regularizer(attention))
+
+
+def stage1_loss(network, x1, x2, config, anomalies=None):
+    """Memory-augmented contrast, summed over scales.
+
+    View 1 is read through the memory, view 2 is used raw; NT-Xent pulls the pair's
+    projections together. The consistency term pulls features and reads together, the
+    memory's regulariser keeps prototypes spread and used. Labelled ``anomalies``
+    (unbalanced setting) are extra contrastive negatives, and a margin keeps the memory from
+    reconstructing them.
+    """
+    n = len(x1)
+    batch = [x1, x2] if anomalies is None else [x1, x2, anomalies]
+    features = network.features(torch.cat(batch))  # every view in one pass
+    loss, n_terms = 0.0, 0
+    for f, memory, head, trained in zip(features, network.memories, network.heads,
+                                        network.learned_scales):
+        if not trained:
+            # the input scales of tables: a kNN bank learns nothing, a memory of input
+            # prototypes learns by its own terms (the features have no parameters)
+            if _learns(memory):
+                loss = loss + _memory_terms(memory, f[:n], *memory(f[:n]), config)
+                n_terms += 1
+            continue
+        n_terms += 1
+        f1, f2, fa = f[:n], f[n:2 * n], f[2 * n:]
+        negatives = head(fa) if anomalies is not None else None
+        if not _learns(memory):  # no-memory ablation: plain SimCLR
+            loss = loss + nt_xent(head(f1), head(f2), config.temperature, negatives)
+            continue
+        retrieved, attention = memory(f1)
+        loss = loss + nt_xent(head(retrieved), head(f2), config.temperature, negatives)
+        loss = loss + _memory_terms(memory, f1, retrieved, attention, config)
+        if anomalies is not None:
+            normal = deviation(f1, retrieved, network.distance).flatten(1).mean(1)
+            anomalous = deviation(fa, memory(fa)[0], network.distance).flatten(1).mean(1)
+            loss = loss + config.anomaly_weight * anomaly_margin(normal, anomalous)
+    return loss / max(n_terms, 1)
+
+
+def anomaly_batch(anomalies, batch_size, generator):
+    """A random batch of labelled anomalies (a quarter of a normal batch, at least 2), or
+    None in the one-class setting."""
+    if anomalies is None:
+        return None
+    size = max(2, batch_size // 4)
+    index = torch.randint(len(anomalies), (size,), generator=generator, device=generator.device)
+    return anomalies[index]
+
+
+def train_stage1(network, X, config, generator, anomalies=None):
+    """Learn encoder, memories and heads jointly; returns the mean loss of each epoch.
+
+    ``anomalies``: labelled anomalies (unbalanced setting), drawn into every step.
+    """
+    initialize_memories(network, X, generator, config.batch_size)
+    if config.epochs == 0:  # the untrained-memory ablation
+        network.eval()
+        return []
+    params = [p for p in network.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    steps = config.epochs * epoch_batches(X, config.batch_size)
+    # OneCycleLR divides by the length of its warm-up, pct_start * total_steps - 1 steps: at
+    # least half a step, so short fits work (pct_start is 0.1 from 15 steps on)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, config.learning_rate, total_steps=steps + 1,
+        pct_start=max(0.1, 1.5 / (steps + 1)))
+
+    def step_loss(index):
+        x, xa = X[index], anomaly_batch(anomalies, len(index), generator)
+        xa = None if xa is None else augment(xa, generator)
+        with autocast(X.device):
+            return stage1_loss(network, augment(x, generator), augment(x, generator), config, xa)
+
+    network.train()
+    history = run_epochs(step_loss, X, config, optimizer, generator, "stage 1", schedule)
+    network.eval()
+    return history
+
+
+@torch.no_grad()
+def finalize_memories(network, X, batch_size, generator):
+    """Fill the kNN banks (the input scale of tables, every scale of the no-memory
+    ablation) with training features, after stage 1.
+
+    Each batch contributes its share of a random ``bank_size`` of the training positions,
+    so the banks never hold more than that at once.
+    """
+    banks = [not _learns(memory) for memory in network.memories]
+    if not any(banks):
+        return
+    network.eval()
+    kept = [[] for _ in banks]
+    for start in range(0, len(X), batch_size):
+        features = network.features(X[start:start + batch_size])
+        for parts, memory, f, bank in zip(kept, network.memories, features, banks):
+            if not bank:
+                continue
+            vectors = positions(f)  # (B*H*W, C)
+            share = -(-memory.bank_size * len(vectors) // (len(X) * f.shape[2] * f.shape[3]))
+            pick = torch.randperm(len(vectors), generator=generator, device=vectors.device)
+            parts.append(vectors[pick[:share]])
+    for parts, memory, bank in zip(kept, network.memories, banks):
+        if bank:
+            memory.initialize_from(torch.cat(parts)[:, :, None, None], generator)
