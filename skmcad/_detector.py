@@ -46,6 +46,11 @@ class MCADDetector(BaseDetector):
         Prototypes per memory: one int for every scale, or one per scale (shallow to deep).
     n_scales : int or "auto", default="auto"
         Number of encoder stages, counted from the deepest, with a memory each.
+    stages : tuple of int or "auto", default="auto"
+        With the pretrained backbone, the stages read, each a scale with its memory: numbers
+        from 1 to 7, at strides 2, 4, 8, 16, 16, 32, 32 of the input size (so ``(3, 5, 7)``
+        reads strides 8, 16 and 32). "auto" is the last ``n_scales`` stages, or the
+        default's when both are "auto". Other backbones take "auto" only.
     backbone : {"auto", "efficientnet-lite0", "resnet", "mlp"}, default="auto"
         Encoder. "auto" is "efficientnet-lite0" for images and "mlp" for tabular data.
         "efficientnet-lite0" is an ImageNet-pretrained backbone (frozen, with trainable
@@ -151,8 +156,8 @@ class MCADDetector(BaseDetector):
     ----------
     config_ : dict
         The encoder and sizes used: ``backbone``, ``memory_size``, ``n_scales``, ``width``,
-        ``input_size``, ``stage1_epochs``, ``stage2_epochs``, ``batch_size``, with "auto"
-        resolved for the input seen at fit.
+        ``input_size``, ``stage1_epochs``, ``stage2_epochs``, ``batch_size`` (and, for the
+        pretrained backbone, ``stages``), with "auto" resolved for the input seen at fit.
     network_ : skmcad.nn.network.MCADNetwork
         Encoder, memories and projection heads after stage 1.
     scorer_ : skmcad.scorers.Scorer
@@ -193,6 +198,7 @@ class MCADDetector(BaseDetector):
         "memory_size": [Interval(Integral, 1, None, closed="left"), tuple, list,
                         StrOptions({"auto"})],
         "n_scales": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "stages": [tuple, list, StrOptions({"auto"})],
         "backbone": [StrOptions({"auto", "efficientnet-lite0", "resnet", "mlp"})],
         "width": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "input_size": [None, Interval(Integral, 8, None, closed="left"), StrOptions({"auto"})],
@@ -217,7 +223,8 @@ class MCADDetector(BaseDetector):
         "verbose": ["verbose"],
     }
 
-    def __init__(self, memory_size="auto", n_scales="auto", backbone="auto", width="auto",
+    def __init__(self, memory_size="auto", n_scales="auto", stages="auto", backbone="auto",
+                 width="auto",
                  input_size="auto", temperature=0.2, memory_temperature=0.1,
                  stage1_epochs="auto", stage2_epochs="auto", batch_size="auto",
                  learning_rate=1e-3, consistency_weight=1.0, regularizer_weight=0.1,
@@ -226,6 +233,7 @@ class MCADDetector(BaseDetector):
                  contamination=0.1, device="auto", n_jobs=None, random_state=None, verbose=0):
         self.memory_size = memory_size
         self.n_scales = n_scales
+        self.stages = stages
         self.backbone = backbone
         self.width = width
         self.input_size = input_size
@@ -543,7 +551,7 @@ class MCADDetector(BaseDetector):
                                     config["n_scales"], config["memory_size"],
                                     1.0 / self.memory_temperature, self.use_memory,
                                     config["input_size"], (standardizer.mean, standardizer.std),
-                                    self.distance, self.memory)
+                                    self.distance, self.memory, config.get("stages"))
             # labelled anomalies train a discriminative head beside the deviation score
             scorer = build_scorer(self.scorer, network,
                                   discriminative=self.setting == "unbalanced")

@@ -11,11 +11,13 @@ paper's from-scratch path, with its own defaults. The "cpu" preset is these defa
 """
 
 AUTO = "auto"
+N_PRETRAINED_STAGES = 7  # EfficientNet-Lite0's stages (skmcad.nn.pretrained_encoder)
 AUTO_BACKBONE = {"image": "efficientnet-lite0", "tabular": "mlp"}
 # The values "auto" takes, per encoder.
 AUTO_VALUES = {
     "efficientnet-lite0": dict(memory_size=256, n_scales=2, width=16, input_size=96,
-                               stage1_epochs=2, stage2_epochs=1, batch_size=256),
+                               stage1_epochs=2, stage2_epochs=1, batch_size=256,
+                               stages=(6, 7)),
     "resnet": dict(memory_size=64, n_scales=3, width=16, input_size=None, stage1_epochs=50,
                    stage2_epochs=10, batch_size=128),
     # tables: the standardised row read by a kNN bank and by a memory of prototypes, then
@@ -58,10 +60,39 @@ def resolve_params(params, kind):
     """
     backbone = AUTO_BACKBONE[kind] if params["backbone"] == AUTO else params["backbone"]
     values = AUTO_VALUES[backbone]
-    resolved = {name: value if params[name] == AUTO else params[name]
+    resolved = {name: value if params.get(name, AUTO) == AUTO else params[name]
                 for name, value in values.items()}
     resolved["backbone"] = backbone
+    stages = params.get("stages", AUTO)
+    if backbone != "efficientnet-lite0":
+        if stages != AUTO:
+            raise ValueError(f"stages={stages!r} picks stages of the pretrained backbone; "
+                             f"backbone={backbone!r} has none to pick: leave stages='auto' "
+                             f"and set n_scales.")
+        return resolved
+    if stages == AUTO and params["n_scales"] != AUTO:  # the last n_scales stages
+        stages = range(N_PRETRAINED_STAGES - int(params["n_scales"]) + 1,
+                       N_PRETRAINED_STAGES + 1)
+    resolved["stages"] = _checked_stages(values["stages"] if stages == AUTO else stages,
+                                         params["n_scales"])
+    resolved["n_scales"] = len(resolved["stages"])
     return resolved
+
+
+def _checked_stages(stages, n_scales):
+    """``stages`` as a sorted tuple of distinct stage numbers of the pretrained backbone."""
+    try:
+        picked = tuple(sorted({int(s) for s in stages}))
+    except (TypeError, ValueError):
+        picked = ()
+    if not picked or len(picked) != len(list(stages)) or not all(
+            1 <= s <= N_PRETRAINED_STAGES for s in picked):
+        raise ValueError(f"stages must be distinct stage numbers from 1 to "
+                         f"{N_PRETRAINED_STAGES}, e.g. (3, 5, 7); got {stages!r}.")
+    if n_scales != AUTO and int(n_scales) != len(picked):
+        raise ValueError(f"n_scales={n_scales} does not match stages={stages!r} "
+                         f"({len(picked)} stages); leave n_scales='auto'.")
+    return picked
 
 
 def preset_params(preset, kind):

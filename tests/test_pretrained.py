@@ -11,7 +11,7 @@ from skmcad.nn.pretrained_encoder import PretrainedEncoder, native_bfloat16  # n
 
 @pytest.fixture(scope="module")
 def encoder():
-    return PretrainedEncoder(n_scales=2, input_mean=[0.4, 0.5, 0.6], input_std=[0.2, 0.25, 0.3],
+    return PretrainedEncoder(stages=(6, 7), input_mean=[0.4, 0.5, 0.6], input_std=[0.2, 0.25, 0.3],
                              input_size=32)
 
 
@@ -55,13 +55,49 @@ def test_only_adapters_train_and_backbone_stays_in_eval(encoder):
 
 
 def test_grey_images_are_read_as_rgb():
-    encoder = PretrainedEncoder(1, [0.5], [0.2], input_size=32)
+    encoder = PretrainedEncoder([7], [0.5], [0.2], input_size=32)
     assert encoder(torch.randn(2, 1, 8, 8))[0].shape == (2, 320, 1, 1)
 
 
-def test_too_many_scales_is_a_value_error():
+@pytest.mark.parametrize("stages", [[8], [0, 3], []])
+def test_stages_outside_the_backbone_are_a_value_error(stages):
     with pytest.raises(ValueError, match="stages"):
-        PretrainedEncoder(8, [0.5], [0.2])
+        PretrainedEncoder(stages, [0.5], [0.2])
+
+
+def test_encoder_reads_the_chosen_stages_at_their_strides():
+    encoder = PretrainedEncoder([3, 5, 7], [0.5], [0.2], input_size=64)
+    maps = encoder(torch.randn(2, 1, 64, 64))
+    assert [m.shape[1:] for m in maps] == [(40, 8, 8), (112, 4, 4), (320, 2, 2)]
+    assert encoder.backbone.n_stages == 7
+    assert PretrainedEncoder([2, 4], [0.5], [0.2]).backbone.n_stages == 4  # built up to 4
+
+
+@pytest.mark.parametrize("params, expected", [
+    ({}, (6, 7)),
+    ({"n_scales": 3}, (5, 6, 7)),
+    ({"stages": (3, 5, 7)}, (3, 5, 7)),
+    ({"stages": [7, 3], "n_scales": 2}, (3, 7)),
+])
+def test_stages_resolve_from_stages_or_n_scales(digits, params, expected):
+    images, _ = digits
+    det = MCADDetector(input_size=32, memory_size=4, stage1_epochs=0, stage2_epochs=0,
+                       batch_size=16, random_state=0, **params).fit(images[:20])
+    assert det.config_["stages"] == expected and det.config_["n_scales"] == len(expected)
+    assert det.network_.encoder.stages == list(expected)
+    assert det.anomaly_map(images[:2]).shape == (2, 8, 8)
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"stages": (3, 3)}, "distinct"),
+    ({"stages": (3, 9)}, "from 1 to 7"),
+    ({"stages": (5, 7), "n_scales": 3}, "does not match"),
+    ({"stages": (5, 7), "backbone": "resnet"}, "has none to pick"),
+])
+def test_bad_stages_are_clear_errors(digits, params, match):
+    images, _ = digits
+    with pytest.raises(ValueError, match=match):
+        MCADDetector(input_size=32, **params).fit(images[:20])
 
 
 def test_detector_with_pretrained_backbone_ranks_other_digits_higher(digits):

@@ -114,7 +114,8 @@ class Resized(nn.Module):
         return self.encoder(x)
 
 
-def build_encoder(layout, backbone, width, n_scales, input_size=None, input_statistics=None):
+def build_encoder(layout, backbone, width, n_scales, input_size=None, input_statistics=None,
+                  stages=None):
     """The encoder named by ``backbone`` for inputs of ``layout``.
 
     ``input_statistics`` are the (mean, std) the inputs were standardised with; the
@@ -130,4 +131,5 @@ def build_encoder(layout, backbone, width, n_scales, input_size=None, input_stat
         return Resized(encoder, input_size) if input_size else encoder
     from .pretrained_encoder import DEFAULT_INPUT_SIZE, PretrainedEncoder
 
-    return PretrainedEncoder(n_scales, *input_statistics, input_size or DEFAULT_INPUT_SIZE)
+    stages = stages or range(8 - n_scales, 8)  # the last n_scales of the 7
+    return PretrainedEncoder(stages, *input_statistics, input_size or DEFAULT_INPUT_SIZE)

@@ -59,12 +59,13 @@ def frozen_stage_maps(backbone, x, stages, prepare=None):
 
 
 class PretrainedEncoder(nn.Module):
-    """Frozen EfficientNet-Lite0 whose last ``n_scales`` stages each get a residual 1x1 adapter.
+    """Frozen EfficientNet-Lite0 whose chosen stages each get a residual 1x1 adapter.
 
     Parameters
     ----------
-    n_scales : int
-        Stages used, counted back from stage 7 (320 channels, 1/32 of the input size).
+    stages : sequence of int
+        Stages read, from 1 to 7, shallow to deep. Their strides: 2 (stage 1), 4 (2), 8 (3),
+        16 (4 and 5), 32 (6 and 7); channels :data:`STAGE_CHANNELS`.
     input_mean, input_std : sequence of float
         Per-channel statistics the inputs were standardised with; the encoder undoes them
         so the backbone sees the pixel range its weights expect.
@@ -80,14 +81,16 @@ class PretrainedEncoder(nn.Module):
     float32, which shifts its scores by that rounding.
     """
 
-    def __init__(self, n_scales, input_mean, input_std, input_size=DEFAULT_INPUT_SIZE):
+    def __init__(self, stages, input_mean, input_std, input_size=DEFAULT_INPUT_SIZE):
         super().__init__()
-        if not 1 <= n_scales <= N_STAGES:
-            raise ValueError(f"n_scales={n_scales} exceeds the {N_STAGES} stages of "
+        stages = sorted(int(s) for s in stages)
+        if not stages or not all(1 <= s <= N_STAGES for s in stages):
+            raise ValueError(f"stages={stages} must be stage numbers from 1 to {N_STAGES} of "
                              f"the efficientnet-lite0 backbone.")
-        backbone = fuse_bn(load_pretrained_lite0(n_stages=N_STAGES)).requires_grad_(False)
+        # only the stages up to the deepest one read are built and run
+        backbone = fuse_bn(load_pretrained_lite0(n_stages=stages[-1])).requires_grad_(False)
         self.backbone = backbone.to(memory_format=torch.channels_last)
-        self.stages = list(range(N_STAGES - n_scales + 1, N_STAGES + 1))
+        self.stages = stages
         self.out_channels = [STAGE_CHANNELS[s - 1] for s in self.stages]
         self.adapters = nn.ModuleList(nn.Conv2d(c, c, 1) for c in self.out_channels)
         for adapter in self.adapters:  # identity at the start: the pretrained features
