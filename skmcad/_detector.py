@@ -51,6 +51,10 @@ class MCADDetector(BaseDetector):
         from 1 to 7, at strides 2, 4, 8, 16, 16, 32, 32 of the input size (so ``(3, 5, 7)``
         reads strides 8, 16 and 32). "auto" is the last ``n_scales`` stages, or the
         default's when both are "auto". Other backbones take "auto" only.
+    neighbourhood : int or "auto", default="auto"
+        With the pretrained backbone, each frozen feature is averaged over its
+        ``neighbourhood`` x ``neighbourhood`` positions before the adapters (PatchCore's
+        local aggregation; odd, 1 for none). Other backbones take "auto" only.
     backbone : {"auto", "efficientnet-lite0", "resnet", "mlp"}, default="auto"
         Encoder. "auto" is "efficientnet-lite0" for images and "mlp" for tabular data.
         "efficientnet-lite0" is an ImageNet-pretrained backbone (frozen, with trainable
@@ -157,7 +161,7 @@ class MCADDetector(BaseDetector):
     config_ : dict
         The encoder and sizes used: ``backbone``, ``memory_size``, ``n_scales``, ``width``,
         ``input_size``, ``stage1_epochs``, ``stage2_epochs``, ``batch_size`` (and, for the
-        pretrained backbone, ``stages``), with "auto" resolved for the input seen at fit.
+        pretrained backbone, ``stages`` and ``neighbourhood``), with "auto" resolved for the input seen at fit.
     network_ : skmcad.nn.network.MCADNetwork
         Encoder, memories and projection heads after stage 1.
     scorer_ : skmcad.scorers.Scorer
@@ -199,6 +203,7 @@ class MCADDetector(BaseDetector):
                         StrOptions({"auto"})],
         "n_scales": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "stages": [tuple, list, StrOptions({"auto"})],
+        "neighbourhood": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "backbone": [StrOptions({"auto", "efficientnet-lite0", "resnet", "mlp"})],
         "width": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "input_size": [None, Interval(Integral, 8, None, closed="left"), StrOptions({"auto"})],
@@ -223,8 +228,8 @@ class MCADDetector(BaseDetector):
         "verbose": ["verbose"],
     }
 
-    def __init__(self, memory_size="auto", n_scales="auto", stages="auto", backbone="auto",
-                 width="auto",
+    def __init__(self, memory_size="auto", n_scales="auto", stages="auto", neighbourhood="auto",
+                 backbone="auto", width="auto",
                  input_size="auto", temperature=0.2, memory_temperature=0.1,
                  stage1_epochs="auto", stage2_epochs="auto", batch_size="auto",
                  learning_rate=1e-3, consistency_weight=1.0, regularizer_weight=0.1,
@@ -234,6 +239,7 @@ class MCADDetector(BaseDetector):
         self.memory_size = memory_size
         self.n_scales = n_scales
         self.stages = stages
+        self.neighbourhood = neighbourhood
         self.backbone = backbone
         self.width = width
         self.input_size = input_size
@@ -551,7 +557,8 @@ class MCADDetector(BaseDetector):
                                     config["n_scales"], config["memory_size"],
                                     1.0 / self.memory_temperature, self.use_memory,
                                     config["input_size"], (standardizer.mean, standardizer.std),
-                                    self.distance, self.memory, config.get("stages"))
+                                    self.distance, self.memory, config.get("stages"),
+                                    config.get("neighbourhood", 1))
             # labelled anomalies train a discriminative head beside the deviation score
             scorer = build_scorer(self.scorer, network,
                                   discriminative=self.setting == "unbalanced")

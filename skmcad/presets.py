@@ -17,7 +17,7 @@ AUTO_BACKBONE = {"image": "efficientnet-lite0", "tabular": "mlp"}
 AUTO_VALUES = {
     "efficientnet-lite0": dict(memory_size=256, n_scales=2, width=16, input_size=96,
                                stage1_epochs=2, stage2_epochs=1, batch_size=256,
-                               stages=(6, 7)),
+                               stages=(6, 7), neighbourhood=1),
     "resnet": dict(memory_size=64, n_scales=3, width=16, input_size=None, stage1_epochs=50,
                    stage2_epochs=10, batch_size=128),
     # tables: the standardised row read by a kNN bank and by a memory of prototypes, then
@@ -65,6 +65,9 @@ def resolve_params(params, kind):
     resolved["backbone"] = backbone
     stages = params.get("stages", AUTO)
     if backbone != "efficientnet-lite0":
+        if params.get("neighbourhood", AUTO) != AUTO:
+            raise ValueError(f"neighbourhood averages the pretrained backbone's features; "
+                             f"backbone={backbone!r} takes neighbourhood='auto'.")
         if stages != AUTO:
             raise ValueError(f"stages={stages!r} picks stages of the pretrained backbone; "
                              f"backbone={backbone!r} has none to pick: leave stages='auto' "

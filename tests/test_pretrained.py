@@ -93,6 +93,8 @@ def test_stages_resolve_from_stages_or_n_scales(digits, params, expected):
     ({"stages": (3, 9)}, "from 1 to 7"),
     ({"stages": (5, 7), "n_scales": 3}, "does not match"),
     ({"stages": (5, 7), "backbone": "resnet"}, "has none to pick"),
+    ({"neighbourhood": 2}, "odd"),
+    ({"neighbourhood": 3, "backbone": "resnet"}, "takes neighbourhood='auto'"),
 ])
 def test_bad_stages_are_clear_errors(digits, params, match):
     images, _ = digits
@@ -111,3 +113,15 @@ def test_detector_with_pretrained_backbone_ranks_other_digits_higher(digits):
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(y[300:600] != 0, scores) > 0.85
+
+
+def test_neighbourhood_averages_the_frozen_features():
+    plain = PretrainedEncoder([5], [0.5], [0.2], input_size=64)
+    averaged = PretrainedEncoder([5], [0.5], [0.2], input_size=64, neighbourhood=3)
+    x = torch.randn(2, 1, 64, 64)
+    raw = plain.frozen_features(x)[0]  # (2, 112, 4, 4)
+    got = averaged.frozen_features(x)[0]
+    assert got.shape == raw.shape
+    # an inner position: the mean of its 3 x 3 block; a corner: of its 2 x 2 block
+    torch.testing.assert_close(got[:, :, 1, 2], raw[:, :, 0:3, 1:4].mean(dim=(2, 3)))
+    torch.testing.assert_close(got[:, :, 0, 0], raw[:, :, 0:2, 0:2].mean(dim=(2, 3)))

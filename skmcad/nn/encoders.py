@@ -115,7 +115,7 @@ class Resized(nn.Module):
 
 
 def build_encoder(layout, backbone, width, n_scales, input_size=None, input_statistics=None,
-                  stages=None):
+                  stages=None, neighbourhood=1):
     """The encoder named by ``backbone`` for inputs of ``layout``.
 
     ``input_statistics`` are the (mean, std) the inputs were standardised with; the
@@ -132,4 +132,5 @@ def build_encoder(layout, backbone, width, n_scales, input_size=None, input_stat
     from .pretrained_encoder import DEFAULT_INPUT_SIZE, PretrainedEncoder
 
     stages = stages or range(8 - n_scales, 8)  # the last n_scales of the 7
-    return PretrainedEncoder(stages, *input_statistics, input_size or DEFAULT_INPUT_SIZE)
+    return PretrainedEncoder(stages, *input_statistics, input_size or DEFAULT_INPUT_SIZE,
+                             neighbourhood)

@@ -137,7 +137,7 @@ def memory_sizes(memory_size, n_scales):
 
 def build_network(layout, backbone, width, n_scales, memory_size, beta, use_memory,
                   input_size=None, input_statistics=None, distance="auto", memory="hopfield",
-                  stages=None):
+                  stages=None, neighbourhood=1):
     """The full stage-1 network for ``layout``, validated against the encoder's depth.
 
     ``distance="auto"`` is "euclidean" for tabular data and "cosine" for images.
@@ -145,7 +145,7 @@ def build_network(layout, backbone, width, n_scales, memory_size, beta, use_memo
     if distance == "auto":
         distance = "euclidean" if layout.kind == "tabular" else "cosine"
     encoder = build_encoder(layout, backbone, width, n_scales, input_size, input_statistics,
-                            stages)
+                            stages, neighbourhood)
     depth = len(encoder.out_channels)
     if n_scales > depth:
         raise ValueError(f"n_scales={n_scales} exceeds the {depth} stages of this encoder.")

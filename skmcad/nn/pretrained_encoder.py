@@ -71,6 +71,10 @@ class PretrainedEncoder(nn.Module):
         so the backbone sees the pixel range its weights expect.
     input_size : int
         Side images are resized to; ImageNet features need objects of some tens of pixels.
+    neighbourhood : int
+        Each position's frozen feature is averaged over its ``neighbourhood`` x
+        ``neighbourhood`` neighbours (PatchCore's local aggregation; 1: none), so a feature
+        describes a patch a little larger than its receptive field's centre.
 
     Notes
     -----
@@ -81,7 +85,8 @@ class PretrainedEncoder(nn.Module):
     float32, which shifts its scores by that rounding.
     """
 
-    def __init__(self, stages, input_mean, input_std, input_size=DEFAULT_INPUT_SIZE):
+    def __init__(self, stages, input_mean, input_std, input_size=DEFAULT_INPUT_SIZE,
+                 neighbourhood=1):
         super().__init__()
         stages = sorted(int(s) for s in stages)
         if not stages or not all(1 <= s <= N_STAGES for s in stages):
@@ -97,6 +102,10 @@ class PretrainedEncoder(nn.Module):
             nn.init.zeros_(adapter.weight)
             nn.init.zeros_(adapter.bias)
         self.input_size = int(input_size)
+        if int(neighbourhood) < 1 or int(neighbourhood) % 2 == 0:
+            raise ValueError(f"neighbourhood must be an odd positive int (the side of the "
+                             f"square averaged, centred on each position); got {neighbourhood}.")
+        self.neighbourhood = int(neighbourhood)
         self.register_buffer("input_mean", torch.as_tensor(input_mean, dtype=torch.float32))
         self.register_buffer("input_std", torch.as_tensor(input_std, dtype=torch.float32))
         # buffers, so they live on the model's device: no host-to-device copy per batch
@@ -122,7 +131,12 @@ class PretrainedEncoder(nn.Module):
     def frozen_features(self, x):
         """Backbone maps of the stages used, in the input's dtype, without gradients."""
         maps = frozen_stage_maps(self.backbone, x, self.stages, prepare=self.backbone_input)
-        return [m.to(x.dtype) for m in maps]  # (B, C_s, H_s, W_s)
+        maps = [m.to(x.dtype) for m in maps]  # (B, C_s, H_s, W_s)
+        if self.neighbourhood == 1:
+            return maps
+        k = self.neighbourhood
+        return [F.avg_pool2d(m, k, stride=1, padding=k // 2, count_include_pad=False)
+                for m in maps]
 
     def forward(self, x):
         maps = self.frozen_features(x)
