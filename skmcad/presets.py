@@ -27,8 +27,10 @@ AUTO_VALUES = {
 }
 
 _PRESETS = {
-    ("cpu", "image"): dict(backbone=AUTO_BACKBONE["image"], **AUTO_VALUES["efficientnet-lite0"]),
-    ("gpu", "image"): dict(backbone="efficientnet-lite0", input_size=224, n_scales=3,
+    # the scales as stages, so that a --mcad-params "stages" replaces them
+    ("cpu", "image"): dict(backbone=AUTO_BACKBONE["image"], **{
+        k: v for k, v in AUTO_VALUES["efficientnet-lite0"].items() if k != "n_scales"}),
+    ("gpu", "image"): dict(backbone="efficientnet-lite0", input_size=224, stages=(5, 6, 7),
                            memory_size=512, stage1_epochs=10, stage2_epochs=3, batch_size=256),
     ("cpu", "tabular"): dict(AUTO_VALUES["mlp"]),
     # tables are small: the CPU values (a 20-epoch stage 1 scored lower on ODDS than 5)

@@ -42,3 +42,19 @@ def test_default_image_detector_is_the_pretrained_one_and_separates_digits(digit
     assert det.config_ == {**AUTO_VALUES["efficientnet-lite0"], "backbone": "efficientnet-lite0"}
     test, labels = images[600:1000], (y[600:1000] != 0)
     assert roc_auc_score(labels, det.decision_function(test)) > 0.97
+
+
+def test_benchmark_scale_parameters_replace_each_other():
+    from skmcad.benchmark.detectors import BuildContext, mcad_params
+
+    def params(user, overrides=None):
+        ctx = BuildContext(n_features=0, random_state=0, kind="image", preset="cpu",
+                           mcad_params=user)
+        return mcad_params(ctx, overrides)
+
+    assert params({})["stages"] == (6, 7) and "n_scales" not in params({})
+    assert params({"stages": [3, 5, 7]})["stages"] == [3, 5, 7]
+    # the one-scale ablation keeps the deepest stage of the run's stages
+    assert params({"stages": [3, 5, 7]}, {"n_scales": 1})["stages"] == (7,)
+    resnet = params({"backbone": "resnet", "n_scales": 2})
+    assert "stages" not in resnet and "neighbourhood" not in resnet

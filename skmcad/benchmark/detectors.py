@@ -167,14 +167,29 @@ def mcad_params(ctx, overrides=None, one_class=False):
     from skmcad.presets import preset_params
 
     params = dict(preset_params(ctx.preset, ctx.kind), n_jobs=ctx.n_jobs)
-    params.update(ctx.mcad_params)
+    _update_scales(params, ctx.mcad_params)
     if one_class:
         params["setting"] = "one-class"
     elif ctx.anomaly_ratio is not None:
         params["setting"] = "unbalanced"
-    params.update(overrides or {})
+    _update_scales(params, overrides or {})
     params["random_state"] = ctx.random_state
     return params
+
+
+def _update_scales(params, update):
+    """``params.update(update)``, where ``n_scales`` and ``stages`` name the same thing: new
+    ``stages`` replace the old ``n_scales``, and a new ``n_scales`` keeps the deepest of the
+    old ``stages`` (the one-scale ablation of a run with ``stages`` reads its deepest);
+    another backbone drops the pretrained backbone's ``stages`` and ``neighbourhood``."""
+    if update.get("backbone", "efficientnet-lite0") != "efficientnet-lite0":
+        params.pop("stages", None)
+        params.pop("neighbourhood", None)
+    if "stages" in update:
+        params.pop("n_scales", None)
+    elif "n_scales" in update and isinstance(params.get("stages"), (tuple, list)):
+        params["stages"] = tuple(params["stages"])[-int(update["n_scales"]):]
+    params.update(update)
 
 
 def _mcad_factory(overrides=None, one_class=False):
