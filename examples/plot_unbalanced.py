@@ -15,7 +15,6 @@ under a minute on 2 CPU cores.
 """
 
 import matplotlib.pyplot as plt
-import numpy as np
 from sklearn.metrics import RocCurveDisplay, roc_auc_score
 
 from skmcad import MCADDetector

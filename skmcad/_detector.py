@@ -161,7 +161,8 @@ class MCADDetector(BaseDetector):
     config_ : dict
         The encoder and sizes used: ``backbone``, ``memory_size``, ``n_scales``, ``width``,
         ``input_size``, ``stage1_epochs``, ``stage2_epochs``, ``batch_size`` (and, for the
-        pretrained backbone, ``stages`` and ``neighbourhood``), with "auto" resolved for the input seen at fit.
+        pretrained backbone, ``stages`` and ``neighbourhood``), with "auto" resolved for
+        the input seen at fit.
     network_ : skmcad.nn.network.MCADNetwork
         Encoder, memories and projection heads after stage 1.
     scorer_ : skmcad.scorers.Scorer

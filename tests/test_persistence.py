@@ -284,3 +284,18 @@ def test_an_interrupted_save_keeps_the_previous_file(tabular, image, tmp_path, m
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["model.pt"]  # no temporary file left behind
     assert_same_detector(MCADDetector.load(path), tabular, X_TAB)
+
+
+@pytest.mark.parametrize("params", [
+    {"memory": "grid", "scorer": "gaussian"},
+    {"memory": "grid", "scorer": "hybrid"},
+    {"stages": (4, 5), "neighbourhood": 3, "use_memory": False},
+])
+def test_save_load_of_each_memory_scorer_and_stage_choice(params, tmp_path):
+    det = MCADDetector(**{**TINY, "n_scales": "auto", **params}).fit(X_IMG)
+    det.save(tmp_path / "det.pt")
+    loaded = MCADDetector.load(tmp_path / "det.pt")
+    assert loaded.get_params() == det.get_params()
+    np.testing.assert_array_equal(loaded.decision_function(X_IMG[:8]),
+                                  det.decision_function(X_IMG[:8]))
+    np.testing.assert_array_equal(loaded.anomaly_map(X_IMG[:2]), det.anomaly_map(X_IMG[:2]))

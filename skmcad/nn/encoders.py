@@ -5,7 +5,6 @@ Every output is a feature map ``(B, C_s, H_s, W_s)``; the tabular encoder return
 :mod:`skmcad.nn.pretrained_encoder`.
 """
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 

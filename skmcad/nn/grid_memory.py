@@ -93,7 +93,8 @@ class GridMemory(nn.Module):
         ticks = torch.atanh(torch.linspace(-EDGE, EDGE, self.side, dtype=torch.float64,
                                            device=mean.device))
         y, x = torch.meshgrid(ticks, ticks, indexing="ij")  # row-major, as the prototypes
-        grid = mean + (x.reshape(-1, 1) * scale[0]) * axes[0] + (y.reshape(-1, 1) * scale[1]) * axes[1]
+        grid = (mean + (x.reshape(-1, 1) * scale[0]) * axes[0]
+                + (y.reshape(-1, 1) * scale[1]) * axes[1])  # (side**2, C)
         self.prototypes.copy_(grid.to(self.prototypes.dtype))
 
     def regularizer(self, attention):

@@ -5,7 +5,6 @@ features and their memory read, per position, is what stage 2 scores.
 """
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 from torch import nn
 
