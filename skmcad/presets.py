@@ -76,6 +76,9 @@ def resolve_params(params, kind):
                              f"and set n_scales.")
         return resolved
     if stages == AUTO and params["n_scales"] != AUTO:  # the last n_scales stages
+        if int(params["n_scales"]) > N_PRETRAINED_STAGES:
+            raise ValueError(f"n_scales={params['n_scales']} exceeds the "
+                             f"{N_PRETRAINED_STAGES} stages of the efficientnet-lite0 backbone.")
         stages = range(N_PRETRAINED_STAGES - int(params["n_scales"]) + 1,
                        N_PRETRAINED_STAGES + 1)
     resolved["stages"] = _checked_stages(values["stages"] if stages == AUTO else stages,
