@@ -117,7 +117,9 @@ def _write_auto_values_table():
     lines += [f"     - {backbone}" for backbone in backbones]  # plain text: it wraps
     for name in next(iter(AUTO_VALUES.values())):
         lines.append(f"   * - ``{name}``")
-        lines += [f"     - {AUTO_VALUES[backbone][name]!r}" for backbone in backbones]
+        # stages and neighbourhood exist for the pretrained backbone only
+        lines += [f"     - {AUTO_VALUES[backbone][name]!r}" if name in AUTO_VALUES[backbone]
+                  else "     - (not used)" for backbone in backbones]
     lines += ["", "(columns: the value of ``backbone``; ``\"auto\"`` is ``\"efficientnet-lite0\"``"
               " for images and ``\"mlp\"`` for tables)"]
     out = Path(__file__).parent / "generated" / "auto_values.inc"
