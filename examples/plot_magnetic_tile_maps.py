@@ -17,7 +17,7 @@ the environment variable ``SKMCAD_DATA`` (its ``magnetic_tile/`` subfolder holdi
 ``MT_*`` folders; :doc:`/user_guide/datasets` says where to get them), resized to 128 px.
 When the files are not there, the example prints a note and draws only that note.
 
-To stay within a minute on 2 CPU cores the detector is fitted on 300 defect-free images and
+To run in about a minute on 2 CPU cores the detector is fitted on 300 defect-free images and
 evaluated on 100 other defect-free images and 100 defect images; the package's benchmark runs
 the full protocol (:doc:`/benchmarks`, "Magnetic Tile, localisation"), with PatchCore and
 PaDiM on the same backbone beside MCAD.

@@ -299,9 +299,7 @@ class MCADDetector(BaseDetector):
         seed = _draw_seed(self.random_state)
         normal_rows = np.flatnonzero(labels == 0)
         standardizer = Standardizer.from_batches(iter_batches(X[normal_rows], layout, 1024))
-        # Tabular networks are tiny: float64 makes each row's score independent of the batch
-        # it is scored in, to the last digit.
-        dtype = torch.float64 if layout.kind == "tabular" else torch.float32
+        dtype = _compute_dtype(layout)
         data = self._to_tensor(X, layout, standardizer, device, dtype)
         normals = data[torch.from_numpy(normal_rows).to(device)]
         anomalies = None
@@ -382,11 +380,9 @@ class MCADDetector(BaseDetector):
         # Filled in place: a list of per-batch arrays interleaves small long-lived blocks with
         # each batch's large short-lived ones, and the heap then grows with n (fragmentation).
         scores, start = np.empty(len(X)), 0
-        with self._scoring_progress(len(X), "scoring") as bar:
-            for batch in iter_batches(X, self.layout_, self.config_["batch_size"]):
-                scores[start:start + len(batch)] = self._score_batch(self._standardised(batch))
-                start += len(batch)
-                bar.update(len(batch))
+        for x in self._standardised_batches(X, "scoring"):
+            scores[start:start + len(x)] = self._score_batch(x)
+            start += len(x)
         return _check_finite_output(scores, "scores")
 
     def score_samples(self, X):
@@ -499,12 +495,8 @@ class MCADDetector(BaseDetector):
             raise ValueError("anomaly_map needs images; this detector was fitted on tabular data.")
         X = self._validate_input(X, reset=False)
         size = self.layout_.image_size[1:]
-        maps = []
-        with self._scoring_progress(len(X), "maps") as bar:
-            for batch in iter_batches(X, self.layout_, self.config_["batch_size"]):
-                x = self._standardised(batch)
-                maps.append(self.scorer_.anomaly_maps(*frozen_outputs(self.network_, x), size))
-                bar.update(len(batch))
+        maps = [self.scorer_.anomaly_maps(*frozen_outputs(self.network_, x), size)
+                for x in self._standardised_batches(X, "maps")]
         return _check_finite_output(torch.cat(maps).double().cpu().numpy(), "maps")
 
     # -- steps of fit and scoring ---------------------------------------------------------
@@ -554,12 +546,9 @@ class MCADDetector(BaseDetector):
         cuda = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
-            network = build_network(layout, config["backbone"], config["width"],
-                                    config["n_scales"], config["memory_size"],
-                                    1.0 / self.memory_temperature, self.use_memory,
-                                    config["input_size"], (standardizer.mean, standardizer.std),
-                                    self.distance, self.memory, config.get("stages"),
-                                    config.get("neighbourhood", 1))
+            network = build_network(layout, config, 1.0 / self.memory_temperature,
+                                    self.use_memory, (standardizer.mean, standardizer.std),
+                                    self.distance, self.memory)
             # labelled anomalies train a discriminative head beside the deviation score
             scorer = build_scorer(self.scorer, network,
                                   discriminative=self.setting == "unbalanced")
@@ -571,13 +560,15 @@ class MCADDetector(BaseDetector):
                            consistency_weight=self.consistency_weight,
                            regularizer_weight=self.regularizer_weight, verbose=self.verbose)
 
-    def _scoring_progress(self, n_samples, what):
-        """A bar over the samples scored with ``verbose >= 1``, a silent stand-in otherwise."""
-        return tqdm(total=n_samples, desc=what, unit="sample", disable=not self.verbose)
-
-    def _standardised(self, batch):
-        dtype = _module_dtype(self.scorer_)
-        return torch.from_numpy(self.standardizer_.transform(batch)).to(self.device_, dtype)
+    def _standardised_batches(self, X, what):
+        """The batches of validated ``X``, standardised, on the device, in the networks'
+        dtype; with ``verbose >= 1`` a progress bar named ``what`` counts their samples."""
+        dtype = _compute_dtype(self.layout_)
+        with tqdm(total=len(X), desc=what, unit="sample", disable=not self.verbose) as bar:
+            for batch in iter_batches(X, self.layout_, self.config_["batch_size"]):
+                yield torch.from_numpy(self.standardizer_.transform(batch)).to(self.device_,
+                                                                               dtype)
+                bar.update(len(batch))
 
     def _score_batch(self, x):
         return self.scorer_(*frozen_outputs(self.network_, x)).double().cpu().numpy()
@@ -774,6 +765,12 @@ def _holdout_split(n, generator):
     order = torch.randperm(n, generator=generator, device=generator.device)
     n_holdout = max(1, n // 10)
     return order[n_holdout:], order[:n_holdout]
+
+
+def _compute_dtype(layout):
+    """float32 for images; tabular networks are tiny, and float64 makes each row's score
+    independent of the batch it is scored in, to the last digit."""
+    return torch.float64 if layout.kind == "tabular" else torch.float32
 
 
 def _first_tensor(module):

@@ -32,7 +32,8 @@ from sklearn.utils.validation import check_is_fitted
 from .nn.efficientnet import INPUT_MEAN, INPUT_STD, STAGE_CHANNELS, fuse_bn, load_pretrained_lite0
 from ._detector import _resolve_device
 from .inputs import infer_layout, iter_batches
-from .nn.pretrained_encoder import DEFAULT_INPUT_SIZE, frozen_stage_maps
+from .nn.positions import positions
+from .nn.pretrained_encoder import DEFAULT_INPUT_SIZE, frozen_stage_maps, local_average
 from .threads import with_torch_threads
 
 __all__ = ["FeatureKNN", "PatchCore", "PaDiM", "greedy_coreset", "backbone_input"]
@@ -371,11 +372,6 @@ def greedy_coreset(features, n_select, random_state=None, projection_dim=PROJECT
     return chosen
 
 
-def _flat_patches(patch_maps):
-    """(B, C, h, w) maps -> (B * h * w, C) patch vectors, image by image, row by row."""
-    return patch_maps.permute(0, 2, 3, 1).reshape(-1, patch_maps.shape[1])
-
-
 def _gaussian_blur(maps, sigma_y, sigma_x):
     """Separable Gaussian blur (truncated at 4 sigma, edges replicated) of (B, H, W) maps."""
     x = maps.unsqueeze(1)
@@ -491,7 +487,7 @@ class PatchCore(_FrozenBackboneDetector):
         self.device_ = _resolve_device(self.device)
         self.backbone_ = _load_backbone(max(stages), self.device_)
         # (n * h * w, C): every training patch vector, image by image
-        patches = torch.cat([_flat_patches(self._patch_maps(x)) for x in self._inputs(X)])
+        patches = torch.cat([positions(self._patch_maps(x)) for x in self._inputs(X)])
         self.memory_bank_ = patches[self._coreset_indices(patches)].contiguous()
         distances = self._nearest_bank_distance(patches).view(len(X), -1)
         return self._finish_fit(distances.amax(dim=1))
@@ -512,8 +508,7 @@ class PatchCore(_FrozenBackboneDetector):
         size = maps[0].shape[-2:]
         maps = [m if m.shape[-2:] == size else
                 F.interpolate(m, size=size, mode="bilinear", align_corners=False) for m in maps]
-        return F.avg_pool2d(torch.cat(maps, dim=1), 3, stride=1, padding=1,
-                            count_include_pad=False)
+        return local_average(torch.cat(maps, dim=1), 3)
 
     def _nearest_bank_distance(self, patches):
         out = torch.empty(len(patches), device=patches.device)
@@ -525,7 +520,7 @@ class PatchCore(_FrozenBackboneDetector):
         """Per-patch distance to the bank of backbone inputs: (B, h, w)."""
         patch_maps = self._patch_maps(x)
         n, _, height, width = patch_maps.shape
-        return self._nearest_bank_distance(_flat_patches(patch_maps)).view(n, height, width)
+        return self._nearest_bank_distance(positions(patch_maps)).view(n, height, width)
 
     @with_torch_threads
     def patch_distances(self, X):

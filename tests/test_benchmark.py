@@ -148,6 +148,41 @@ def test_ablation_flag_adds_mcad_and_its_ablations():
         "mcad-no-stage2"]
 
 
+def test_variants_flag_adds_mcad_and_its_variants():
+    parser = build_parser()
+    args = parser.parse_args(["--detectors", "iforest", "--variants"])
+    assert detector_names(args, parser) == [
+        "iforest", "mcad", "mcad-grid", "mcad-gaussian", "mcad-hybrid"]
+
+
+@pytest.mark.parametrize("name", sorted(bench_detectors.VARIANTS))
+def test_variants_build_mcad_with_their_part(name):
+    ctx = bench_detectors.BuildContext(n_features=64, random_state=0, kind="image")
+    params = bench_detectors.REGISTRY[name].build(ctx).get_params()
+    assert all(params[k] == v for k, v in bench_detectors.VARIANTS[name].items())
+
+
+def test_unified_digits_fits_on_the_other_classes(tmp_path):
+    main(["--unified", "--detectors", "iforest", "--classes", "3", "--out", str(tmp_path)])
+    (row,) = _rows(tmp_path)
+    assert row["status"] == "ok" and row["subset"] == "3"
+    # the 50/50 split of 1797 digits: 898 training digits, about a tenth of them 3s, and
+    # the test half's 3s are its only anomalies
+    assert 780 <= int(row["n_fit"]) <= 830 and 70 <= int(row["n_anomalies"]) <= 110
+    assert int(row["n_test"]) == 899
+    assert "Unified protocol" in (tmp_path / "results.md").read_text()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dataset", "odds", "--unified"], "no unified protocol for odds"),
+    (["--unified", "--anomaly-ratio", "0.05"], "separate protocols"),
+])
+def test_unified_refuses_what_it_does_not_apply_to(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(argv + ["--out", str(tmp_path)])
+    assert message in capsys.readouterr().err
+
+
 def test_mcad_params_must_be_a_json_object(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--mcad-params", "[1, 2]"])

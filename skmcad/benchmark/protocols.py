@@ -348,14 +348,9 @@ class OneClassImages(Protocol):
         from skmcad.datasets import one_class_split
 
         X_train, y_train, X_test, y_test = self._data
+        split = unified_split if self.unified else one_class_split
         for subset in subsets:
-            if self.unified:
-                X_fit, X_eval, y_eval = unified_split(X_train, y_train, X_test, y_test,
-                                                      int(subset))
-                for seed in seeds:
-                    yield self._task(subset, seed, X_fit, X_eval, y_eval)
-                continue
-            X_fit, X_eval, y_eval = one_class_split(X_train, y_train, X_test, y_test, int(subset))
+            X_fit, X_eval, y_eval = split(X_train, y_train, X_test, y_test, int(subset))
             for seed in seeds:
                 if self.anomaly_ratio is None:
                     yield self._task(subset, seed, X_fit, X_eval, y_eval)

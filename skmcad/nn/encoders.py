@@ -113,13 +113,14 @@ class Resized(nn.Module):
         return self.encoder(x)
 
 
-def build_encoder(layout, backbone, width, n_scales, input_size=None, input_statistics=None,
-                  stages=None, neighbourhood=1):
-    """The encoder named by ``backbone`` for inputs of ``layout``.
+def build_encoder(layout, config, input_statistics=None):
+    """The encoder named by ``config["backbone"]`` for inputs of ``layout``.
 
+    ``config`` is a resolved configuration (:func:`skmcad.presets.resolve_params`).
     ``input_statistics`` are the (mean, std) the inputs were standardised with; the
     pretrained encoder needs them to see raw pixel values.
     """
+    backbone, width, input_size = config["backbone"], config["width"], config["input_size"]
     if (backbone == "mlp") != (layout.kind == "tabular"):
         raise ValueError(f"backbone={backbone!r} does not fit {layout.kind} input; use "
                          f"'mlp' for tabular data and 'resnet' or 'efficientnet-lite0' for images.")
@@ -130,6 +131,5 @@ def build_encoder(layout, backbone, width, n_scales, input_size=None, input_stat
         return Resized(encoder, input_size) if input_size else encoder
     from .pretrained_encoder import DEFAULT_INPUT_SIZE, PretrainedEncoder
 
-    stages = stages or range(8 - n_scales, 8)  # the last n_scales of the 7
-    return PretrainedEncoder(stages, *input_statistics, input_size or DEFAULT_INPUT_SIZE,
-                             neighbourhood)
+    return PretrainedEncoder(config["stages"], *input_statistics,
+                             input_size or DEFAULT_INPUT_SIZE, config["neighbourhood"])

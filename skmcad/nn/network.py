@@ -134,21 +134,18 @@ def memory_sizes(memory_size, n_scales):
     return [int(memory_size)] * n_scales
 
 
-def build_network(layout, backbone, width, n_scales, memory_size, beta, use_memory,
-                  input_size=None, input_statistics=None, distance="auto", memory="hopfield",
-                  stages=None, neighbourhood=1):
-    """The full stage-1 network for ``layout``, validated against the encoder's depth.
+def build_network(layout, config, beta, use_memory, input_statistics=None, distance="auto",
+                  memory="hopfield"):
+    """The full stage-1 network for ``layout`` and the resolved ``config``
+    (:func:`skmcad.presets.resolve_params`), validated against the encoder's depth.
 
     ``distance="auto"`` is "euclidean" for tabular data and "cosine" for images.
     """
     if distance == "auto":
         distance = "euclidean" if layout.kind == "tabular" else "cosine"
-    encoder = build_encoder(layout, backbone, width, n_scales, input_size, input_statistics,
-                            stages, neighbourhood)
-    depth = len(encoder.out_channels)
+    encoder = build_encoder(layout, config, input_statistics)
+    n_scales, depth = config["n_scales"], len(encoder.out_channels)
     if n_scales > depth:
         raise ValueError(f"n_scales={n_scales} exceeds the {depth} stages of this encoder.")
-    if memory not in MEMORIES:
-        raise ValueError(f"memory must be one of {MEMORIES}; got {memory!r}.")
-    return MCADNetwork(encoder, n_scales, memory_sizes(memory_size, n_scales), beta, use_memory,
-                       distance, memory=memory)
+    return MCADNetwork(encoder, n_scales, memory_sizes(config["memory_size"], n_scales), beta,
+                       use_memory, distance, memory=memory)

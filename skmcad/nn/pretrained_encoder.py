@@ -58,6 +58,14 @@ def frozen_stage_maps(backbone, x, stages, prepare=None):
     return [torch.cat(maps) for maps in zip(*per_chunk)]
 
 
+def local_average(feature_map, size):
+    """Each position of a (B, C, H, W) map averaged over its ``size`` x ``size`` neighbours
+    (odd ``size``; at borders over those inside the map): PatchCore's local aggregation."""
+    if size == 1:
+        return feature_map
+    return F.avg_pool2d(feature_map, size, stride=1, padding=size // 2, count_include_pad=False)
+
+
 class PretrainedEncoder(nn.Module):
     """Frozen EfficientNet-Lite0 whose chosen stages each get a residual 1x1 adapter.
 
@@ -131,12 +139,8 @@ class PretrainedEncoder(nn.Module):
     def frozen_features(self, x):
         """Backbone maps of the stages used, in the input's dtype, without gradients."""
         maps = frozen_stage_maps(self.backbone, x, self.stages, prepare=self.backbone_input)
-        maps = [m.to(x.dtype) for m in maps]  # (B, C_s, H_s, W_s)
-        if self.neighbourhood == 1:
-            return maps
-        k = self.neighbourhood
-        return [F.avg_pool2d(m, k, stride=1, padding=k // 2, count_include_pad=False)
-                for m in maps]
+        return [local_average(m.to(x.dtype), self.neighbourhood)
+                for m in maps]  # (B, C_s, H_s, W_s)
 
     def forward(self, x):
         maps = self.frozen_features(x)

@@ -3,6 +3,7 @@
 import torch
 import torch.nn.functional as F
 
+from ..nn.positions import positions
 from .base import Scorer, upsampled
 
 
@@ -45,7 +46,7 @@ class GaussianScorer(Scorer):
 
     def position_vectors(self, features):
         """List of (B*H_s*W_s, C_s): each position's feature vector."""
-        return [self._unit(f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]), 1) for f in features]
+        return [self._unit(positions(f), 1) for f in features]
 
     def fit_statistics(self, outputs):
         sums = None
