@@ -24,7 +24,7 @@ from ._loop import StageConfig
 from .nn.network import MEMORIES, build_network
 from .presets import resolve_params
 from .scorers import SCORERS, build_scorer
-from .stage1 import finalize_memories, train_stage1
+from .stage1 import adapt_backbone, finalize_memories, train_stage1
 from .stage2 import batched_outputs, frozen_outputs, train_stage2
 from .threads import with_torch_threads
 
@@ -55,6 +55,19 @@ class MCADDetector(BaseDetector):
         With the pretrained backbone, each frozen feature is averaged over its
         ``neighbourhood`` x ``neighbourhood`` positions before the adapters (PatchCore's
         local aggregation; odd, 1 for none). Other backbones take "auto" only.
+    adapt_steps : int or "auto", default="auto"
+        With the pretrained backbone, about how many optimiser steps (of 64 images; rounded
+        to whole epochs, at least one) stage 1 first spends fine-tuning the backbone's last
+        two stages (6 and 7, when read) to the normal class, by mean-shifted contrast
+        around the normal mean (:func:`skmcad.stage1.adapt_backbone`); "auto" is 100, 0
+        keeps the backbone frozen. Other backbones take "auto" only.
+    image_scale : bool or "auto", default="auto"
+        With the pretrained backbone, add the whole image as the coarsest scale: the
+        deepest stage's map, globally pooled, read by a kNN bank of the training images (its
+        deviation ranks as the distance to the 5th nearest training image, DN2's score),
+        weighted at the start of stage 2 as much as all other scales together. "auto" turns
+        it on when the stages read reach the adapted ones (6 or 7). Other backbones take
+        "auto" only.
     backbone : {"auto", "efficientnet-lite0", "resnet", "mlp"}, default="auto"
         Encoder. "auto" is "efficientnet-lite0" for images and "mlp" for tabular data.
         "efficientnet-lite0" is an ImageNet-pretrained backbone (frozen, with trainable
@@ -161,7 +174,9 @@ class MCADDetector(BaseDetector):
     config_ : dict
         The encoder and sizes used: ``backbone``, ``memory_size``, ``n_scales``, ``width``,
         ``input_size``, ``stage1_epochs``, ``stage2_epochs``, ``batch_size`` (and, for the
-        pretrained backbone, ``stages`` and ``neighbourhood``), with "auto" resolved for
+        pretrained backbone, ``stages``, ``neighbourhood``, ``adapt_steps`` and
+        ``image_scale``), with
+        "auto" resolved for
         the input seen at fit.
     network_ : skmcad.nn.network.MCADNetwork
         Encoder, memories and projection heads after stage 1.
@@ -173,7 +188,8 @@ class MCADDetector(BaseDetector):
     layout_ : InputLayout
         How samples were laid out at fit.
     history_ : dict
-        ``{"stage1": [...], "stage2": [...]}`` mean loss per epoch.
+        ``{"backbone": [...], "stage1": [...], "stage2": [...]}`` mean loss per epoch of
+        the backbone's adaptation (empty without one) and of the two stages.
     device_ : torch.device
     n_features_in_ : int
         Values per sample.
@@ -205,6 +221,8 @@ class MCADDetector(BaseDetector):
         "n_scales": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "stages": [tuple, list, StrOptions({"auto"})],
         "neighbourhood": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "adapt_steps": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "image_scale": ["boolean", StrOptions({"auto"})],
         "backbone": [StrOptions({"auto", "efficientnet-lite0", "resnet", "mlp"})],
         "width": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "input_size": [None, Interval(Integral, 8, None, closed="left"), StrOptions({"auto"})],
@@ -230,7 +248,7 @@ class MCADDetector(BaseDetector):
     }
 
     def __init__(self, memory_size="auto", n_scales="auto", stages="auto", neighbourhood="auto",
-                 backbone="auto", width="auto",
+                 adapt_steps="auto", image_scale="auto", backbone="auto", width="auto",
                  input_size="auto", temperature=0.2, memory_temperature=0.1,
                  stage1_epochs="auto", stage2_epochs="auto", batch_size="auto",
                  learning_rate=1e-3, consistency_weight=1.0, regularizer_weight=0.1,
@@ -241,6 +259,8 @@ class MCADDetector(BaseDetector):
         self.n_scales = n_scales
         self.stages = stages
         self.neighbourhood = neighbourhood
+        self.adapt_steps = adapt_steps
+        self.image_scale = image_scale
         self.backbone = backbone
         self.width = width
         self.input_size = input_size
@@ -309,6 +329,8 @@ class MCADDetector(BaseDetector):
         generator = torch.Generator(device=device).manual_seed(seed)
         train, holdout = _holdout_split(len(normals), generator)
         batch_size = config["batch_size"]
+        history0 = adapt_backbone(network.encoder, normals[train], config.get("adapt_steps", 0),
+                                  generator, self.verbose)
         history1 = train_stage1(network, normals[train],
                                 self._stage_config(config["stage1_epochs"], batch_size),
                                 generator, anomalies)
@@ -324,7 +346,7 @@ class MCADDetector(BaseDetector):
         self.layout_, self.standardizer_, self.device_ = layout, standardizer, device
         self._classes = 2  # PyOD's predict_proba reads it
         self.network_, self.scorer_ = network, scorer
-        self.history_ = {"stage1": history1, "stage2": history2}
+        self.history_ = {"backbone": history0, "stage1": history1, "stage2": history2}
         self.decision_scores_ = self._score_tensor(data)
         if not np.isfinite(self.decision_scores_).all():  # fit() then restores the estimator
             raise ValueError(

@@ -12,12 +12,17 @@ paper's from-scratch path, with its own defaults. The "cpu" preset is these defa
 
 AUTO = "auto"
 N_PRETRAINED_STAGES = 7  # EfficientNet-Lite0's stages (skmcad.nn.pretrained_encoder)
+TAIL_FROM = 6  # its first adaptable stage, skmcad.nn.pretrained_encoder.TAIL_FROM
+# optimiser steps of the adaptation of the backbone's last stages (skmcad.stage1.adapt_backbone):
+# enough to move the ImageNet features towards the normal class, few enough not to fit its
+# training images (the sweep over steps is in docs/benchmarks.md)
+ADAPT_STEPS = 100
 AUTO_BACKBONE = {"image": "efficientnet-lite0", "tabular": "mlp"}
 # The values "auto" takes, per encoder.
 AUTO_VALUES = {
     "efficientnet-lite0": dict(memory_size=256, n_scales=2, width=16, input_size=96,
                                stage1_epochs=2, stage2_epochs=1, batch_size=256,
-                               stages=(6, 7), neighbourhood=1),
+                               stages=(6, 7), neighbourhood=1, adapt_steps=ADAPT_STEPS),
     "resnet": dict(memory_size=64, n_scales=3, width=16, input_size=None, stage1_epochs=50,
                    stage2_epochs=10, batch_size=128),
     # tables: the standardised row read by a kNN bank and by a memory of prototypes, then
@@ -67,9 +72,11 @@ def resolve_params(params, kind):
     resolved["backbone"] = backbone
     stages = params.get("stages", AUTO)
     if backbone != "efficientnet-lite0":
-        if params.get("neighbourhood", AUTO) != AUTO:
-            raise ValueError(f"neighbourhood averages the pretrained backbone's features; "
-                             f"backbone={backbone!r} takes neighbourhood='auto'.")
+        for name, what in [("neighbourhood", "averages the pretrained backbone's features"),
+                           ("adapt_steps", "fine-tunes the pretrained backbone"),
+                           ("image_scale", "pools the pretrained backbone's deepest stage")]:
+            if params.get(name, AUTO) != AUTO:
+                raise ValueError(f"{name} {what}; backbone={backbone!r} takes {name}='auto'.")
         if stages != AUTO:
             raise ValueError(f"stages={stages!r} picks stages of the pretrained backbone; "
                              f"backbone={backbone!r} has none to pick: leave stages='auto' "
@@ -84,6 +91,9 @@ def resolve_params(params, kind):
     resolved["stages"] = _checked_stages(values["stages"] if stages == AUTO else stages,
                                          params["n_scales"])
     resolved["n_scales"] = len(resolved["stages"])
+    image_scale = params.get("image_scale", AUTO)  # "auto": where the adapted tail is read
+    resolved["image_scale"] = bool(resolved["stages"][-1] >= TAIL_FROM if image_scale == AUTO
+                                   else image_scale)
     return resolved
 
 

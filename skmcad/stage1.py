@@ -1,10 +1,12 @@
-"""Stage 1: memory-augmented contrastive learning of the encoder, memories and heads."""
+"""Stage 1: memory-augmented contrastive learning of the encoder, memories and heads,
+after the pretrained backbone's last stages are adapted to the normal class."""
 
 import torch
+import torch.nn.functional as F
 
-from ._loop import autocast, epoch_batches, run_epochs
+from ._loop import StageConfig, autocast, epoch_batches, run_epochs
 from .augmentations import augment_images, augment_rows
-from .nn.losses import anomaly_margin, memory_consistency, nt_xent
+from .nn.losses import anomaly_margin, mean_shifted_contrast, memory_consistency, nt_xent
 from .nn.neighbour_memory import NearestNeighbourMemory
 from .nn.network import deviation
 from .nn.positions import positions
@@ -138,3 +140,72 @@ def finalize_memories(network, X, batch_size, generator):
     for parts, memory, bank in zip(kept, network.memories, banks):
         if bank:
             memory.initialize_from(torch.cat(parts)[:, :, None, None], generator)
+
+
+# Backbone adaptation: Mean-Shifted Contrastive Learning's settings, scaled to a small
+# backbone on CPU (batch 64, a learning rate low enough that a few epochs move the
+# ImageNet features without forgetting them).
+ADAPT = dict(batch_size=64, learning_rate=1e-5, temperature=0.25, weight_decay=5e-5)
+# Views of each image, drawn once: itself, its mirror image and this many random crops of
+# at least half its area (mirrored at random); a step contrasts two different ones.
+ADAPT_CROPS = 2
+
+
+def _views(X, generator, batch_size):
+    """The adaptation's views of the (N, C, H, W) images ``X``: a list of tensors like it."""
+    crops = [torch.cat([augment_images(part, generator, crop_scale=(0.5, 1.0), jitter=0.0,
+                                       grey_prob=0.0) for part in X.split(batch_size)])
+             for _ in range(ADAPT_CROPS)]
+    return [X, X.flip(-1), *crops]
+
+
+def _cached_boundary(encoder, X, batch_size):
+    """The frozen stage-5 maps of ``X``, (N, 112, h, w): the tail's input, computed once."""
+    return torch.cat([encoder.front_maps(part)[min(encoder.tail_stages) - 1]
+                      for part in X.split(batch_size)])
+
+
+def _pooled_embedding(encoder, boundary):
+    """Unit, globally pooled map of the deepest stage read, (B, C), from stage-5 maps."""
+    deepest = encoder.tail_maps(boundary)[encoder.tail_stages[-1]]  # (B, C, h, w)
+    return F.normalize(deepest.mean(dim=(2, 3)), dim=1)
+
+
+def adapt_backbone(encoder, X, steps, generator, verbose=0):
+    """Fine-tune the pretrained encoder's tail (stages 6-7) on the normal images ``X`` by
+    mean-shifted contrast (:func:`skmcad.nn.losses.mean_shifted_contrast`); returns the
+    mean loss of each epoch, ``[]`` when there is nothing to adapt.
+
+    ``steps`` is rounded to whole epochs over ``X`` (at least one; 0 adapts nothing).
+    Each image has ``2 + ADAPT_CROPS`` views (:func:`_views`), run once through the frozen
+    stages; each step then runs the tail only, on two different views of each image. The
+    centre is the unit mean of the images' initial embeddings, fixed. The tail is frozen
+    again on return.
+    """
+    if steps == 0 or not getattr(encoder, "tail_stages", None):
+        return []
+    epochs = max(1, round(steps / epoch_batches(X, ADAPT["batch_size"])))
+    config = StageConfig(epochs=epochs, verbose=verbose, **ADAPT)
+    views = torch.stack([_cached_boundary(encoder, view, config.batch_size)
+                         for view in _views(X, generator, config.batch_size)])  # (V, N, ...)
+    with torch.no_grad():
+        centre = F.normalize(torch.cat([_pooled_embedding(encoder, part) for part in
+                                        views[0].split(config.batch_size)]).mean(0), dim=0)
+    encoder.tail.requires_grad_(True)
+    optimizer = torch.optim.Adam(encoder.tail.parameters(), lr=config.learning_rate,
+                                 weight_decay=config.weight_decay)
+
+    def step_loss(index):
+        n_views, device = len(views), generator.device
+        first = torch.randint(n_views, (len(index),), generator=generator, device=device)
+        other = torch.randint(1, n_views, (len(index),), generator=generator, device=device)
+        second = (first + other) % n_views  # never the first
+        z = _pooled_embedding(encoder, torch.cat([views[first, index],
+                                                  views[second, index]]))  # (2B, C)
+        return mean_shifted_contrast(z[:len(index)], z[len(index):], centre,
+                                     config.temperature)
+
+    try:
+        return run_epochs(step_loss, views[0], config, optimizer, generator, "backbone")
+    finally:
+        encoder.tail.requires_grad_(False)

@@ -15,6 +15,7 @@ def test_no_memory_deviation_is_the_nearest_training_feature_distance(digits, ti
     det = MCADDetector(**tiny_params, use_memory=False).fit(images[:300][y[:300] == 3])
     network = det.network_
     assert all(isinstance(m, NearestNeighbourMemory) for m in network.memories)
+    assert [m.n_neighbours for m in network.memories] == [1] * det.config_["n_scales"] + [5]
     x = torch.from_numpy(det.standardizer_.transform(
         det.layout_.to_batch(images[400:404]))).float()
     with torch.no_grad():
@@ -22,7 +23,10 @@ def test_no_memory_deviation_is_the_nearest_training_feature_distance(digits, ti
         for d, f, memory in zip(maps, network.features(x), network.memories):
             queries = F.normalize(f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]), dim=1)
             bank = F.normalize(memory.bank, dim=1)
-            nearest = (2 - 2 * (queries @ bank.T).amax(dim=1)).reshape(d.shape)
+            # every scale's nearest feature; the image scale's 5th nearest training image
+            k = min(memory.n_neighbours, len(bank))
+            closeness = (queries @ bank.T).topk(k, dim=1).values[:, -1]
+            nearest = (2 - 2 * closeness).reshape(d.shape)
             torch.testing.assert_close(d, nearest, atol=1e-4, rtol=1e-4)
 
 

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from skmcad.nn.losses import anomaly_margin, memory_consistency, memory_regularizer, nt_xent
+from skmcad.nn.losses import (anomaly_margin, mean_shifted_contrast, memory_consistency,
+                              memory_regularizer, nt_xent)
 
 
 def naive_nt_xent(z1, z2, temperature, negatives=None):
@@ -72,3 +73,35 @@ def test_memory_regularizer_penalises_collapse_and_unused_prototypes():
     assert float(memory_regularizer(spread, uniform)) == pytest.approx(0.0, abs=1e-6)
     assert float(memory_regularizer(collapsed, uniform)) == pytest.approx(1.0, abs=1e-6)
     assert float(memory_regularizer(spread, one_used)) == pytest.approx(math.log(k), abs=1e-4)
+
+
+def naive_mean_shifted_contrast(z1, z2, centre, temperature):
+    """The mean-shifted contrastive loss from its paper, one sample at a time: each unit
+    embedding minus the centre, re-normalised, into NT-Xent; plus 1 - cos(z, centre) per
+    view, averaged over the samples."""
+    unit = [[v / v.norm() for v in z] for z in (z1, z2)]
+    shifted = [torch.stack([(v - centre) / (v - centre).norm() for v in view]) for view in unit]
+    angular = sum(1 - float(torch.dot(v, centre)) for view in unit for v in view) / len(z1)
+    return naive_nt_xent(*shifted, temperature) + angular
+
+
+@pytest.mark.parametrize("n, dim, temperature", [(2, 3, 0.25), (6, 5, 0.5)])
+def test_mean_shifted_contrast_matches_naive_loop(n, dim, temperature):
+    generator = torch.Generator().manual_seed(n)
+    z1, z2, centre = (torch.randn(*shape, generator=generator, dtype=torch.float64)
+                      for shape in [(n, dim), (n, dim), (dim,)])
+    centre = centre / centre.norm()
+    expected = naive_mean_shifted_contrast(z1, z2, centre, temperature)
+    got = float(mean_shifted_contrast(z1, z2, centre, temperature))
+    assert got == pytest.approx(expected, rel=1e-9)
+
+
+def test_mean_shifted_contrast_is_lower_for_a_class_close_to_its_centre():
+    generator = torch.Generator().manual_seed(0)
+    centre = torch.zeros(8, dtype=torch.float64)
+    centre[0] = 1.0
+    spread = torch.randn(16, 8, generator=generator, dtype=torch.float64)
+    close = centre + 0.1 * spread  # each view one sample's own small deviation
+    far = centre + 3.0 * spread
+    assert mean_shifted_contrast(close, close, centre, 0.25) < mean_shifted_contrast(
+        far, far, centre, 0.25)

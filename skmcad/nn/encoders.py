@@ -132,4 +132,5 @@ def build_encoder(layout, config, input_statistics=None):
     from .pretrained_encoder import DEFAULT_INPUT_SIZE, PretrainedEncoder
 
     return PretrainedEncoder(config["stages"], *input_statistics,
-                             input_size or DEFAULT_INPUT_SIZE, config["neighbourhood"])
+                             input_size or DEFAULT_INPUT_SIZE, config["neighbourhood"],
+                             config["image_scale"])

@@ -1,4 +1,5 @@
-"""Losses of stage 1: NT-Xent contrast, memory consistency and the anti-collapse regulariser."""
+"""Losses of stage 1: NT-Xent contrast, mean-shifted contrast, memory consistency and the
+anti-collapse regulariser."""
 
 import math
 
@@ -34,6 +35,34 @@ def nt_xent(z1, z2, temperature, negatives=None):
     similarity = similarity.masked_fill(self_mask, float("-inf"))
     positives = torch.arange(2 * n, device=z.device).roll(n)  # i <-> i + n
     return F.cross_entropy(similarity, positives)
+
+
+def mean_shifted_contrast(z1, z2, centre, temperature):
+    """Mean-shifted contrastive loss (Reiss and Hoshen, AAAI 2023), which adapts pretrained
+    features to one normal class without collapsing them.
+
+    The unit-normalised embeddings are shifted by ``centre`` (the unit mean of the normal
+    class's initial embeddings) and re-normalised; :func:`nt_xent` contrasts the shifted
+    views, so the features spread around the centre instead of piling onto it, and an
+    angular term ``1 - <z, centre>`` per view pulls the class together.
+
+    Parameters
+    ----------
+    z1, z2 : Tensor of shape (N, D)
+        Embeddings of two views; row ``i`` of each comes from the same sample.
+    centre : Tensor of shape (D,)
+        Unit vector, held fixed.
+    temperature : float
+
+    Returns
+    -------
+    Tensor
+        Scalar: the contrastive loss plus the mean angular term of each view.
+    """
+    z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)  # (N, D)
+    shifted1, shifted2 = (F.normalize(z - centre, dim=1) for z in (z1, z2))
+    compactness = (2.0 - z1 @ centre - z2 @ centre).mean()
+    return nt_xent(shifted1, shifted2, temperature) + compactness
 
 
 def memory_consistency(features, retrieved):

@@ -19,6 +19,8 @@ from .neighbour_memory import NearestNeighbourMemory
 MEMORIES = ("hopfield", "grid")
 # The input scale of tabular data reads the k-th nearest training row (PyOD KNN's default k).
 INPUT_NEIGHBOURS = 5
+# The image scale of the pretrained encoder reads the k-th nearest training image (DN2's k).
+IMAGE_NEIGHBOURS = 5
 
 
 class MCADNetwork(nn.Module):
@@ -54,9 +56,11 @@ class MCADNetwork(nn.Module):
     ``input_neighbours``-th nearest training row (its deviation is a kNN distance over the
     standardised rows, whatever ``use_memory``), the "prototypes" one a memory of
     prototypes learned in stage 1 by the memory terms only (the consistency and the
-    regulariser; no contrast, the rows have no parameters to learn).
+    regulariser; no contrast, the rows have no parameters to learn). The "image" scale of
+    :class:`~skmcad.nn.pretrained_encoder.PretrainedEncoder` (the pooled deepest stage) reads
+    the ``IMAGE_NEIGHBOURS``-th nearest training image, whatever ``use_memory``.
     ``scale_prior`` is the scorer's starting weight of each scale: 1, and for the
-    "neighbours" scale as much as all the others together.
+    "neighbours" and "image" scales as much as all the others together.
     """
 
     def __init__(self, encoder, n_scales, memory_sizes, beta, use_memory=True,
@@ -75,14 +79,17 @@ class MCADNetwork(nn.Module):
             if kind == "neighbours":
                 memories.append(NearestNeighbourMemory(c, distance,
                                                        n_neighbours=input_neighbours))
+            elif kind == "image":
+                memories.append(NearestNeighbourMemory(c, distance,
+                                                       n_neighbours=IMAGE_NEIGHBOURS))
             elif use_memory and memory == "grid":
                 memories.append(GridMemory(k, c))
             elif use_memory:
                 memories.append(HopfieldMemory(k, c, beta))
             else:
                 memories.append(NearestNeighbourMemory(c, distance))
-        self.scale_prior = [float(max(n_scales - 1, 1)) if kind == "neighbours" else 1.0
-                            for kind in self.scale_kinds]
+        self.scale_prior = [float(max(n_scales - 1, 1)) if kind in ("neighbours", "image")
+                            else 1.0 for kind in self.scale_kinds]
         self.memories = nn.ModuleList(memories)
         self.heads = nn.ModuleList(ProjectionHead(c, proj_dim) for c in channels)
 
@@ -147,5 +154,7 @@ def build_network(layout, config, beta, use_memory, input_statistics=None, dista
     n_scales, depth = config["n_scales"], len(encoder.out_channels)
     if n_scales > depth:
         raise ValueError(f"n_scales={n_scales} exceeds the {depth} stages of this encoder.")
-    return MCADNetwork(encoder, n_scales, memory_sizes(config["memory_size"], n_scales), beta,
-                       use_memory, distance, memory=memory)
+    sizes = memory_sizes(config["memory_size"], n_scales)
+    if config.get("image_scale"):  # the pretrained encoder's image scale: a kNN bank
+        n_scales, sizes = n_scales + 1, sizes + [1]
+    return MCADNetwork(encoder, n_scales, sizes, beta, use_memory, distance, memory=memory)

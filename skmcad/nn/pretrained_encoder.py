@@ -1,8 +1,10 @@
-"""The ImageNet-pretrained encoder: frozen EfficientNet-Lite0 stages, trainable adapters.
+"""The ImageNet-pretrained encoder: EfficientNet-Lite0 stages, trainable adapters.
 
-Training a CNN from scratch does not converge in a few CPU minutes; a frozen pretrained
-backbone gives multi-scale features that are good from the first step, and stage 1 then
-learns only light residual adapters on them, the memories and the projection heads.
+Training a CNN from scratch does not converge in a few CPU minutes; a pretrained backbone
+gives multi-scale features that are good from the first step. Its stages up to 5 stay
+frozen; its last two (6 and 7, the ``tail``), where read, can be adapted to the normal
+class by stage 1 (:func:`skmcad.stage1.adapt_backbone`), which then learns light residual
+adapters on every stage read, the memories and the projection heads.
 """
 
 import torch
@@ -12,6 +14,9 @@ from torch import nn
 from .efficientnet import INPUT_MEAN, INPUT_STD, STAGE_CHANNELS, fuse_bn, load_pretrained_lite0
 
 N_STAGES = 7
+# Stages from this one on (6 and 7, 1/32 of the input size) form the adaptable tail: their
+# maps are small, so they train fast on the cached output of the frozen stages before them.
+TAIL_FROM = 6
 DEFAULT_INPUT_SIZE = 96
 # On CPU the backbone runs over chunks of this many images: its activations then stay small
 # enough to be reused by the allocator and to sit in cache; at 96 px a chunk of 64 scores
@@ -67,7 +72,11 @@ def local_average(feature_map, size):
 
 
 class PretrainedEncoder(nn.Module):
-    """Frozen EfficientNet-Lite0 whose chosen stages each get a residual 1x1 adapter.
+    """EfficientNet-Lite0 whose chosen stages each get a residual 1x1 adapter.
+
+    Stages 1-5 are frozen (``backbone``); stages 6 and 7, when read, form the ``tail``,
+    frozen too unless stage 1 adapts it (its parameters are created with
+    ``requires_grad=False``).
 
     Parameters
     ----------
@@ -83,6 +92,10 @@ class PretrainedEncoder(nn.Module):
         Each position's frozen feature is averaged over its ``neighbourhood`` x
         ``neighbourhood`` neighbours (PatchCore's local aggregation; 1: none), so a feature
         describes a patch a little larger than its receptive field's centre.
+    image_scale : bool
+        Add the whole image as the coarsest scale, after the stages: the deepest stage's
+        backbone map, globally average-pooled, (B, C, 1, 1). Its kind is "image"
+        (``scale_kinds``): the network reads it with a kNN bank of the training images.
 
     Notes
     -----
@@ -94,18 +107,32 @@ class PretrainedEncoder(nn.Module):
     """
 
     def __init__(self, stages, input_mean, input_std, input_size=DEFAULT_INPUT_SIZE,
-                 neighbourhood=1):
+                 neighbourhood=1, image_scale=False):
         super().__init__()
         stages = sorted(int(s) for s in stages)
         if not stages or not all(1 <= s <= N_STAGES for s in stages):
             raise ValueError(f"stages={stages} must be stage numbers from 1 to {N_STAGES} of "
                              f"the efficientnet-lite0 backbone.")
-        # only the stages up to the deepest one read are built and run
-        backbone = fuse_bn(load_pretrained_lite0(n_stages=stages[-1])).requires_grad_(False)
+        # only the stages up to the deepest one read are built and run; the frozen part ends
+        # at stage 5 when the tail is read
+        front_last = min(stages[-1], TAIL_FROM - 1)
+        backbone = fuse_bn(load_pretrained_lite0(n_stages=front_last)).requires_grad_(False)
         self.backbone = backbone.to(memory_format=torch.channels_last)
+        self.tail_stages = list(range(TAIL_FROM, stages[-1] + 1))
+        self.tail = nn.ModuleList()  # blocks of the tail stages, in order
+        self.tail_ends = []  # one past the index in ``tail`` of each tail stage's last block
+        if self.tail_stages:
+            full = fuse_bn(load_pretrained_lite0(n_stages=stages[-1]))
+            first = full.stage_ends[TAIL_FROM - 2]
+            self.tail.extend(full._blocks[first:])
+            self.tail_ends = [end - first for end in full.stage_ends[TAIL_FROM - 1:]]
+            self.tail.requires_grad_(False)
         self.stages = stages
         self.out_channels = [STAGE_CHANNELS[s - 1] for s in self.stages]
         self.adapters = nn.ModuleList(nn.Conv2d(c, c, 1) for c in self.out_channels)
+        self.image_scale = bool(image_scale)
+        self.scale_kinds = ["learned"] * len(stages) + ["image"] * self.image_scale
+        self.out_channels = self.out_channels + self.out_channels[-1:] * self.image_scale
         for adapter in self.adapters:  # identity at the start: the pretrained features
             nn.init.zeros_(adapter.weight)
             nn.init.zeros_(adapter.bias)
@@ -136,12 +163,40 @@ class PretrainedEncoder(nn.Module):
         x = (x - self.backbone_mean.view(shape)) / self.backbone_std.view(shape)
         return x.contiguous(memory_format=torch.channels_last)
 
-    def frozen_features(self, x):
-        """Backbone maps of the stages used, in the input's dtype, without gradients."""
-        maps = frozen_stage_maps(self.backbone, x, self.stages, prepare=self.backbone_input)
-        return [local_average(m.to(x.dtype), self.neighbourhood)
-                for m in maps]  # (B, C_s, H_s, W_s)
+    def front_maps(self, x):
+        """Frozen maps of the stages read before the tail and of the stage the tail starts
+        from, ``{stage: (B, C_s, H_s, W_s)}`` in the input's dtype, without gradients."""
+        wanted = [s for s in self.stages if s < TAIL_FROM]
+        if self.tail_stages:
+            wanted = sorted(set(wanted) | {TAIL_FROM - 1})
+        maps = frozen_stage_maps(self.backbone, x, wanted, prepare=self.backbone_input)
+        return {s: m.to(x.dtype) for s, m in zip(wanted, maps)}
+
+    def tail_maps(self, boundary):
+        """Maps of the tail stages, ``{stage: map}``, from the map of stage 5, (B, 112, h, w);
+        with gradients only while the tail trains (frozen, it runs as the stages before it)."""
+        trains = any(p.requires_grad for p in self.tail.parameters())
+        frozen = not trains and native_bfloat16(boundary.device)
+        maps, start, dtype = {}, 0, boundary.dtype
+        with torch.set_grad_enabled(trains and torch.is_grad_enabled()), \
+                torch.autocast(boundary.device.type, dtype=torch.bfloat16, enabled=frozen):
+            for stage, end in zip(self.tail_stages, self.tail_ends):
+                for block in self.tail[start:end]:
+                    boundary = block(boundary)  # (B, C_s, h_s, w_s)
+                maps[stage], start = boundary.to(dtype), end
+        return maps
+
+    def backbone_maps(self, x):
+        """Backbone maps of the stages read, (B, C_s, H_s, W_s), before local averaging."""
+        maps = self.front_maps(x)
+        if self.tail_stages:
+            maps.update(self.tail_maps(maps[TAIL_FROM - 1]))
+        return [maps[s] for s in self.stages]
 
     def forward(self, x):
-        maps = self.frozen_features(x)
-        return [m + adapter(m) for m, adapter in zip(maps, self.adapters)]  # (B, C_s, H_s, W_s)
+        maps = self.backbone_maps(x)
+        scales = [local_average(m, self.neighbourhood) for m in maps]
+        scales = [m + adapter(m) for m, adapter in zip(scales, self.adapters)]
+        if self.image_scale:
+            scales.append(maps[-1].mean(dim=(2, 3), keepdim=True))  # (B, C, 1, 1)
+        return scales  # (B, C_s, H_s, W_s) per scale
