@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 from skmcad import MCADDetector
 from skmcad.nn.hopfield_memory import HopfieldMemory
 from skmcad.nn.neighbour_memory import NearestNeighbourMemory
-from skmcad.nn.network import INPUT_NEIGHBOURS
+from skmcad.nn.network import INPUT_NEIGHBOUR_FRACTION, INPUT_NEIGHBOURS
 from skmcad.scorers import DeviationScorer
 
 SMALL = dict(stage1_epochs=2, stage2_epochs=0, random_state=0)
@@ -54,6 +54,22 @@ def test_input_scale_deviation_is_the_knn_distance_over_the_training_rows(fitted
     distances = np.sort(((queries[:, None] - bank[None]) ** 2).sum(axis=2), axis=1)
     expected = distances[:, INPUT_NEIGHBOURS - 1] / 4  # 5th nearest, squared, per feature
     np.testing.assert_allclose(maps[0][:, 0, 0].numpy(), expected, rtol=1e-10)
+
+
+def test_knn_scale_reads_a_neighbour_that_grows_with_the_bank():
+    """k is 3 % of the bank's rows, at least 5; the no-memory ablation's banks keep k = 1."""
+    rng = np.random.default_rng(0)
+    memory = NearestNeighbourMemory(dim=3, metric="euclidean", n_neighbours=INPUT_NEIGHBOURS,
+                                    neighbour_fraction=INPUT_NEIGHBOUR_FRACTION).double()
+    bank = torch.from_numpy(rng.normal(size=(1000, 3)))
+    memory.initialize_from(bank[:, :, None, None])
+    assert memory.neighbours_read == 30
+    queries = torch.from_numpy(rng.normal(size=(7, 3)))
+    expected = torch.cdist(queries, bank).argsort(dim=1)[:, 29]
+    assert torch.equal(memory.nearest(queries), expected)
+    memory.initialize_from(bank[:100, :, None, None])
+    assert memory.neighbours_read == INPUT_NEIGHBOURS  # 3 of 100 rows: the least, 5
+    assert NearestNeighbourMemory(dim=3).neighbours_read == 1
 
 
 def test_input_memory_learns_in_stage1_and_the_kNN_bank_does_not_train(rows):

@@ -21,6 +21,12 @@ class NearestNeighbourMemory(nn.Module):
     ``C``): PyOD's KNN score ("largest" method), squared. ``k`` is capped by the bank's
     length.
 
+    With ``neighbour_fraction=f`` the read returns the k-th nearest stored vector with
+    ``k = max(n_neighbours, round(f * len(bank)))``: ``k`` grows with the bank, so that a
+    cluster of anomalies in the training data (a few per cent of it) does not make its
+    members each other's near neighbours. ``k`` follows from the bank alone, so a saved and
+    loaded memory reads the same neighbour.
+
     Parameters
     ----------
     dim : int
@@ -30,13 +36,18 @@ class NearestNeighbourMemory(nn.Module):
     bank_size : int
         Most positions kept.
     n_neighbours : int
-        Which neighbour a read returns (1: the nearest).
+        Which neighbour a read returns (1: the nearest); the least with
+        ``neighbour_fraction``.
+    neighbour_fraction : float or None
+        Which neighbour a read returns, as a fraction of the bank's length (see above).
     """
 
-    def __init__(self, dim, metric="cosine", bank_size=16384, n_neighbours=1):
+    def __init__(self, dim, metric="cosine", bank_size=16384, n_neighbours=1,
+                 neighbour_fraction=None):
         super().__init__()
         self.metric, self.bank_size = metric, int(bank_size)
         self.n_neighbours = int(n_neighbours)
+        self.neighbour_fraction = neighbour_fraction
         self.register_buffer("bank", torch.zeros(1, dim))
 
     @torch.no_grad()
@@ -56,12 +67,20 @@ class NearestNeighbourMemory(nn.Module):
             self.bank = torch.empty_like(saved, dtype=self.bank.dtype, device=self.bank.device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
+    @property
+    def neighbours_read(self):
+        """The ``k`` of the k-th nearest stored vector a read returns (before the cap by
+        the bank's length)."""
+        if self.neighbour_fraction is None:
+            return self.n_neighbours
+        return max(self.n_neighbours, int(round(self.neighbour_fraction * len(self.bank))))
+
     def nearest(self, queries, chunk=4096):
         """Index of the nearest (the ``n_neighbours``-th nearest) stored vector of each row
         of ``queries`` (N, C)."""
         cosine = self.metric == "cosine"
         bank = F.normalize(self.bank, dim=1) if cosine else self.bank
-        k = min(self.n_neighbours, len(bank))
+        k = min(self.neighbours_read, len(bank))
         found = []
         for part in queries.split(chunk):
             # closeness: higher = nearer, (n, N_bank)

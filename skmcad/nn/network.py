@@ -17,8 +17,12 @@ from .neighbour_memory import NearestNeighbourMemory
 
 # The learnable memories a scale can have.
 MEMORIES = ("hopfield", "grid")
-# The input scale of tabular data reads the k-th nearest training row (PyOD KNN's default k).
+# The input scale of tabular data reads the k-th nearest training row: k is this fraction of
+# the training rows in its bank, and at least PyOD KNN's default k. Unsupervised training rows
+# hold the anomalies too, often in clusters of a few per cent of the data: a k below a
+# cluster's size makes its members each other's near neighbours.
 INPUT_NEIGHBOURS = 5
+INPUT_NEIGHBOUR_FRACTION = 0.03
 # The image scale of the pretrained encoder reads the k-th nearest training image (DN2's k).
 IMAGE_NEIGHBOURS = 5
 
@@ -45,7 +49,11 @@ class MCADNetwork(nn.Module):
         How features and reads are compared, see :func:`deviation`.
     proj_dim : int
     input_neighbours : int
-        Which neighbour the "neighbours" scale of an encoder reads (see below).
+        The least ``k`` of the k-th nearest training row the "neighbours" scale of an
+        encoder reads (see below).
+    input_neighbour_fraction : float or None
+        That ``k`` as a fraction of the rows in the scale's bank (at least
+        ``input_neighbours``); None reads the ``input_neighbours``-th.
 
     Notes
     -----
@@ -53,8 +61,9 @@ class MCADNetwork(nn.Module):
     otherwise). A "learned" scale gets the memory named by ``memory`` (or, with
     ``use_memory=False``, a :class:`~skmcad.nn.neighbour_memory.NearestNeighbourMemory`).
     The input scales of :class:`MLPEncoder` have nothing to learn: the "neighbours" one reads the
-    ``input_neighbours``-th nearest training row (its deviation is a kNN distance over the
-    standardised rows, whatever ``use_memory``), the "prototypes" one a memory of
+    k-th nearest training row, ``k = max(input_neighbours, round(input_neighbour_fraction *
+    n_bank))`` (its deviation is a kNN distance over the standardised rows, whatever
+    ``use_memory``), the "prototypes" one a memory of
     prototypes learned in stage 1 by the memory terms only (the consistency and the
     regulariser; no contrast, the rows have no parameters to learn). The "image" scale of
     :class:`~skmcad.nn.pretrained_encoder.PretrainedEncoder` (the pooled deepest stage) reads
@@ -65,7 +74,7 @@ class MCADNetwork(nn.Module):
 
     def __init__(self, encoder, n_scales, memory_sizes, beta, use_memory=True,
                  distance="cosine", proj_dim=64, input_neighbours=INPUT_NEIGHBOURS,
-                 memory="hopfield"):
+                 memory="hopfield", input_neighbour_fraction=INPUT_NEIGHBOUR_FRACTION):
         super().__init__()
         self.encoder = encoder
         self.n_scales = n_scales
@@ -77,8 +86,9 @@ class MCADNetwork(nn.Module):
         memories = []
         for k, c, kind in zip(memory_sizes, channels, self.scale_kinds):
             if kind == "neighbours":
-                memories.append(NearestNeighbourMemory(c, distance,
-                                                       n_neighbours=input_neighbours))
+                memories.append(NearestNeighbourMemory(
+                    c, distance, n_neighbours=input_neighbours,
+                    neighbour_fraction=input_neighbour_fraction))
             elif kind == "image":
                 memories.append(NearestNeighbourMemory(c, distance,
                                                        n_neighbours=IMAGE_NEIGHBOURS))
