@@ -161,10 +161,11 @@ class MCADDetector(BaseDetector):
     epochs. ``config_`` holds the values taken.
 
     The 5 tabular scales are, shallow to deep, the standardised row read by a kNN bank of
-    the training rows (its deviation is the squared distance to the 5th nearest one, PyOD's
-    KNN score), the same row read by a memory of prototypes, and the three layers (width
-    64) of the MLP, each with its memory. Stage 2 starts the kNN scale at the weight of all
-    the others together and learns the weights against ADBench's four types of synthetic
+    the training rows (its deviation is the squared distance to the k-th nearest one, PyOD's
+    KNN score with k at 3 % of the rows, at least 5), the same row read by a memory of
+    prototypes, and the three layers (width 64) of the MLP, each with its memory. Stage 2
+    starts the kNN scale at twice the weight of all the others together and learns the
+    weights against ADBench's four types of synthetic
     anomalies (local, global, dependency, clustered; see
     :func:`skmcad.augmentations.tabular_anomalies`). ``n_scales`` below 5 drops the input
     scales first.
