@@ -164,7 +164,7 @@ class MCADDetector(BaseDetector):
     the training rows (its deviation is the squared distance to the k-th nearest one, PyOD's
     KNN score with k at 3 % of the rows, at least 5), the same row read by a memory of
     prototypes, and the three layers (width 64) of the MLP, each with its memory. Stage 2
-    starts the kNN scale at twice the weight of all the others together and learns the
+    starts the kNN scale at 4 times the weight of all the others together and learns the
     weights against ADBench's four types of synthetic
     anomalies (local, global, dependency, clustered; see
     :func:`skmcad.augmentations.tabular_anomalies`). ``n_scales`` below 5 drops the input

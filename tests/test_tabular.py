@@ -82,9 +82,9 @@ def test_input_memory_learns_in_stage1_and_the_kNN_bank_does_not_train(rows):
     assert not any(p.requires_grad for p in trained.network_.memories[0].parameters())
 
 
-def test_scorer_starts_the_knn_scale_at_twice_the_weight_of_all_others(fitted):
+def test_scorer_starts_the_knn_scale_at_4_times_the_weight_of_all_others(fitted):
     torch.testing.assert_close(fitted.scorer_.scale_weights,
-                               torch.tensor([8.0, 1, 1, 1, 1], dtype=torch.float64))
+                               torch.tensor([16.0, 1, 1, 1, 1], dtype=torch.float64))
     # images (every scale learned) keep equal starting weights, exactly
     assert torch.equal(DeviationScorer([4, 4], scale_prior=[1.0, 1.0]).scale_logits,
                        torch.zeros(2))

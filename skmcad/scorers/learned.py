@@ -48,7 +48,7 @@ class DeviationScorer(Scorer):
     discriminative : bool
     scale_prior : sequence of float or None
         Starting ``w_s`` (positive); None starts every scale at 1. Tabular networks start
-        their kNN scale at twice the weight of all learned scales together
+        their kNN scale at 4 times the weight of all learned scales together
         (:attr:`~skmcad.nn.network.MCADNetwork.scale_prior`).
     """
 
