@@ -57,9 +57,9 @@ class MCADDetector(BaseDetector):
         local aggregation; odd, 1 for none). Other backbones take "auto" only.
     adapt_steps : int or "auto", default="auto"
         With the pretrained backbone, about how many optimiser steps (of 64 images; rounded
-        to whole epochs, at least one) stage 1 first spends fine-tuning the backbone's last
-        two stages (6 and 7, when read) to the normal class, by mean-shifted contrast
-        around the normal mean (:func:`skmcad.stage1.adapt_backbone`); "auto" is 100, 0
+        to whole epochs, at least one and at most 8) stage 1 first spends fine-tuning the
+        backbone's last two stages (6 and 7, when read) to the normal class, by mean-shifted
+        contrast around the normal mean (:func:`skmcad.stage1.adapt_backbone`); "auto" is 100, 0
         keeps the backbone frozen. Other backbones take "auto" only.
     image_scale : bool or "auto", default="auto"
         With the pretrained backbone, add the whole image as the coarsest scale: the

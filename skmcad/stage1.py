@@ -146,6 +146,10 @@ def finalize_memories(network, X, batch_size, generator):
 # backbone on CPU (batch 64, a learning rate low enough that a few epochs move the
 # ImageNet features without forgetting them).
 ADAPT = dict(batch_size=64, learning_rate=1e-5, temperature=0.25, weight_decay=5e-5)
+# At most this many epochs: on a small training set ``adapt_steps`` would otherwise mean
+# many passes over few images (on CIFAR-10 classes of 1,000 images the gain peaked after 6-8
+# epochs of 15 batches).
+ADAPT_MAX_EPOCHS = 8
 # Views of each image, drawn once: itself, its mirror image and this many random crops of
 # at least half its area (mirrored at random); a step contrasts two different ones.
 ADAPT_CROPS = 2
@@ -176,7 +180,8 @@ def adapt_backbone(encoder, X, steps, generator, verbose=0):
     mean-shifted contrast (:func:`skmcad.nn.losses.mean_shifted_contrast`); returns the
     mean loss of each epoch, ``[]`` when there is nothing to adapt.
 
-    ``steps`` is rounded to whole epochs over ``X`` (at least one; 0 adapts nothing).
+    ``steps`` is rounded to whole epochs over ``X``, at least one and at most
+    ``ADAPT_MAX_EPOCHS`` (0 adapts nothing).
     Each image has ``2 + ADAPT_CROPS`` views (:func:`_views`), run once through the frozen
     stages; each step then runs the tail only, on two different views of each image. The
     centre is the unit mean of the images' initial embeddings, fixed. The tail is frozen
@@ -184,7 +189,7 @@ def adapt_backbone(encoder, X, steps, generator, verbose=0):
     """
     if steps == 0 or not getattr(encoder, "tail_stages", None):
         return []
-    epochs = max(1, round(steps / epoch_batches(X, ADAPT["batch_size"])))
+    epochs = min(max(1, round(steps / epoch_batches(X, ADAPT["batch_size"]))), ADAPT_MAX_EPOCHS)
     config = StageConfig(epochs=epochs, verbose=verbose, **ADAPT)
     views = torch.stack([_cached_boundary(encoder, view, config.batch_size)
                          for view in _views(X, generator, config.batch_size)])  # (V, N, ...)

@@ -47,10 +47,11 @@ def test_untrained_memory_holds_training_features(digits, tiny_params):
     det = MCADDetector(**{**tiny_params, "stage1_epochs": 0}).fit(normal)
     assert det.history_["stage1"] == []
     x = torch.from_numpy(det.standardizer_.transform(det.layout_.to_batch(normal))).float()
+    scale = max(i for i, kind in enumerate(det.network_.scale_kinds) if kind == "learned")
     with torch.no_grad():
-        deepest = det.network_.features(x)[-1]  # adapters untrained: the backbone's features
+        deepest = det.network_.features(x)[scale]  # adapters untrained: the backbone's features
     vectors = deepest.permute(0, 2, 3, 1).reshape(-1, deepest.shape[1])
-    for prototype in det.network_.memories[-1].prototypes:
+    for prototype in det.network_.memories[scale].prototypes:
         distances = torch.cdist(prototype[None], vectors,
                                 compute_mode="donot_use_mm_for_euclid_dist")
         assert distances.min() < 1e-4

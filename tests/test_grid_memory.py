@@ -88,7 +88,9 @@ def test_detector_with_a_grid_memory(digits, tiny_params):
     normal = X[:200][y[:200] == 0]
     untrained = MCADDetector(**{**tiny_params, "memory": "grid", "stage1_epochs": 0}).fit(normal)
     det = MCADDetector(**{**tiny_params, "memory": "grid"}).fit(normal)
-    assert all(isinstance(m, GridMemory) for m in det.network_.memories)
+    learned = [m for m, kind in zip(det.network_.memories, det.network_.scale_kinds)
+               if kind == "learned"]
+    assert len(learned) == 2 and all(isinstance(m, GridMemory) for m in learned)
     # same data and seed, so the same principal-plane start: stage 1 moves the locator
     assert not torch.allclose(untrained.network_.memories[0].locator.weight,
                               det.network_.memories[0].locator.weight)

@@ -133,7 +133,8 @@ def test_detector_with_each_scorer_scores_and_maps(digits, tiny_params, scorer):
     maps = det.anomaly_map(X[300:305])
     assert maps.shape == (5, 8, 8) and np.isfinite(maps).all()
     if scorer == "gaussian":
-        assert det.history_["stage2"] == [] and ((0 <= scores) & (scores < 1)).all()
+        # bounded; anomalies far from the compact normal class saturate at 1 in float64
+        assert det.history_["stage2"] == [] and ((0 <= scores) & (scores <= 1)).all()
 
 
 def test_hybrid_scorer_in_the_unbalanced_setting(digits, tiny_params):
