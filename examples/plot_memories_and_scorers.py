@@ -16,7 +16,7 @@ can choose between them:
 Here digits 0-4 are the normal class and 5-9 the anomalies (the first 450 digits),
 and :class:`skmcad.model_selection.NormalTrainSplit` gives training folds of normal digits
 only: 2 memories x 3 scorers x 2 folds, twelve fits of the pretrained image default, about
-a minute on 2 CPU cores.
+three minutes on 2 CPU cores.
 """
 
 import matplotlib.pyplot as plt

@@ -11,7 +11,7 @@ PyOD's convention (1 = anomaly), so ``scoring="roc_auc"`` is the right way round
 
 Here digits 0-4 are the normal class and 5-9 the anomalies (the first 450 digits), and the
 search compares a memory of 8 prototypes per scale with the default 256: 3 folds x 2 values,
-six fits, under a minute on 2 CPU cores. ``refit=False`` skips the final fit of the best
+six fits, about two minutes on 2 CPU cores. ``refit=False`` skips the final fit of the best
 value on all the data, which a search that is to be used afterwards would keep.
 """
 
