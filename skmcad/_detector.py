@@ -176,9 +176,7 @@ class MCADDetector(BaseDetector):
         The encoder and sizes used: ``backbone``, ``memory_size``, ``n_scales``, ``width``,
         ``input_size``, ``stage1_epochs``, ``stage2_epochs``, ``batch_size`` (and, for the
         pretrained backbone, ``stages``, ``neighbourhood``, ``adapt_steps`` and
-        ``image_scale``), with
-        "auto" resolved for
-        the input seen at fit.
+        ``image_scale``), with "auto" resolved for the input seen at fit.
     network_ : skmcad.nn.network.MCADNetwork
         Encoder, memories and projection heads after stage 1.
     scorer_ : skmcad.scorers.Scorer

@@ -11,9 +11,10 @@ paper's from-scratch path, with its own defaults. The "cpu" preset is these defa
 "gpu" preset trains longer at a higher resolution on images, and is the "cpu" one on tables.
 """
 
+from .nn.pretrained_encoder import TAIL_FROM
+
 AUTO = "auto"
 N_PRETRAINED_STAGES = 7  # EfficientNet-Lite0's stages (skmcad.nn.pretrained_encoder)
-TAIL_FROM = 6  # its first adaptable stage, skmcad.nn.pretrained_encoder.TAIL_FROM
 # optimiser steps of the adaptation of the backbone's last stages (skmcad.stage1.adapt_backbone):
 # enough to move the ImageNet features towards the normal class, few enough not to fit its
 # training images (the sweep over steps is in docs/benchmarks.md)

@@ -10,6 +10,7 @@ from .nn.losses import anomaly_margin, mean_shifted_contrast, memory_consistency
 from .nn.neighbour_memory import NearestNeighbourMemory
 from .nn.network import deviation
 from .nn.positions import positions
+from .nn.pretrained_encoder import TAIL_FROM
 
 
 def augment(x, generator):
@@ -165,7 +166,7 @@ def _views(X, generator, batch_size):
 
 def _cached_boundary(encoder, X, batch_size):
     """The frozen stage-5 maps of ``X``, (N, 112, h, w): the tail's input, computed once."""
-    return torch.cat([encoder.front_maps(part)[min(encoder.tail_stages) - 1]
+    return torch.cat([encoder.front_maps(part)[TAIL_FROM - 1]
                       for part in X.split(batch_size)])
 
 
