@@ -60,14 +60,14 @@ class MCADDetector(BaseDetector):
         to whole epochs, at least one and at most 8) stage 1 first spends fine-tuning the
         backbone's last two stages (6 and 7, when read) to the normal class, by mean-shifted
         contrast around the normal mean (:func:`skmcad.stage1.adapt_backbone`); "auto" is 100, 0
-        keeps the backbone frozen. Other backbones take "auto" only.
+        keeps the backbone frozen. Other backbones take "auto" or 0.
     image_scale : bool or "auto", default="auto"
         With the pretrained backbone, add the whole image as the coarsest scale: the
         deepest stage's map, globally pooled, read by a kNN bank of the training images (its
         deviation ranks as the distance to the 5th nearest training image, DN2's score),
         weighted at the start of stage 2 as much as all other scales together. "auto" turns
         it on when the stages read reach the adapted ones (6 or 7). Other backbones take
-        "auto" only.
+        "auto" or False.
     backbone : {"auto", "efficientnet-lite0", "resnet", "mlp"}, default="auto"
         Encoder. "auto" is "efficientnet-lite0" for images and "mlp" for tabular data.
         "efficientnet-lite0" is an ImageNet-pretrained backbone (frozen, with trainable

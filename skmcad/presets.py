@@ -74,11 +74,15 @@ def resolve_params(params, kind):
     resolved["backbone"] = backbone
     stages = params.get("stages", AUTO)
     if backbone != "efficientnet-lite0":
-        for name, what in [("neighbourhood", "averages the pretrained backbone's features"),
-                           ("adapt_steps", "fine-tunes the pretrained backbone"),
-                           ("image_scale", "pools the pretrained backbone's deepest stage")]:
-            if params.get(name, AUTO) != AUTO:
-                raise ValueError(f"{name} {what}; backbone={backbone!r} takes {name}='auto'.")
+        # "off" (adapt_steps=0, image_scale=False) holds for every backbone, so that one set
+        # of parameters can fit both tables and images
+        for name, what, allowed in [
+                ("neighbourhood", "averages the pretrained backbone's features", (AUTO,)),
+                ("adapt_steps", "fine-tunes the pretrained backbone", (AUTO, 0)),
+                ("image_scale", "pools the pretrained backbone's deepest stage", (AUTO, False))]:
+            if params.get(name, AUTO) not in allowed:
+                takes = " or ".join(repr(value) for value in allowed)
+                raise ValueError(f"{name} {what}; backbone={backbone!r} takes {name}={takes}.")
         if stages != AUTO:
             raise ValueError(f"stages={stages!r} picks stages of the pretrained backbone; "
                              f"backbone={backbone!r} has none to pick: leave stages='auto' "

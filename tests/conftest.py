@@ -4,8 +4,10 @@ import torch
 from sklearn.datasets import load_digits
 
 # A configuration small enough for the whole suite to run in minutes on 2 cores.
+# Images keep the backbone frozen (adapt_steps=0): its adaptation would be most of each fit's
+# time, and is tested where it is the subject (test_pretrained, test_reproducibility).
 TINY = dict(memory_size=8, n_scales=2, width=4, stage1_epochs=2, stage2_epochs=1,
-            batch_size=32, input_size=32, random_state=0)
+            batch_size=32, input_size=32, adapt_steps=0, random_state=0)
 
 
 @pytest.fixture(scope="session", autouse=True)

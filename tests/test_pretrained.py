@@ -101,8 +101,8 @@ def test_stages_resolve_from_stages_or_n_scales(digits, params, expected):
     ({"stages": (5, 7), "backbone": "resnet"}, "has none to pick"),
     ({"neighbourhood": 2}, "odd"),
     ({"neighbourhood": 3, "backbone": "resnet"}, "takes neighbourhood='auto'"),
-    ({"adapt_steps": 2, "backbone": "resnet"}, "takes adapt_steps='auto'"),
-    ({"image_scale": True, "backbone": "resnet"}, "takes image_scale='auto'"),
+    ({"adapt_steps": 2, "backbone": "resnet"}, "takes adapt_steps='auto' or 0"),
+    ({"image_scale": True, "backbone": "resnet"}, "takes image_scale='auto' or False"),
 ])
 def test_bad_stages_are_clear_errors(digits, params, match):
     images, _ = digits

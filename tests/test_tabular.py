@@ -103,3 +103,16 @@ def test_fewer_scales_drop_the_input_scales_first(rows):
     det = MCADDetector(**{**SMALL, "n_scales": 3}).fit(rows[0])
     assert det.network_.scale_kinds == ["learned"] * 3
     assert all(isinstance(m, HopfieldMemory) for m in det.network_.memories)
+
+
+def test_pretrained_parts_switched_off_are_accepted_by_every_backbone():
+    # adapt_steps=0 and image_scale=False mean "none", true of every backbone; other values
+    # are for the pretrained one
+    X = np.random.default_rng(0).normal(size=(40, 5))
+    det = MCADDetector(adapt_steps=0, image_scale=False, n_scales=2, width=4, memory_size=4,
+                       stage1_epochs=1, stage2_epochs=1, random_state=0).fit(X)
+    assert det.config_["backbone"] == "mlp" and not det.history_.get("backbone")
+    with pytest.raises(ValueError, match="takes adapt_steps='auto' or 0"):
+        MCADDetector(adapt_steps=1).fit(X)
+    with pytest.raises(ValueError, match="takes image_scale='auto' or False"):
+        MCADDetector(image_scale=True).fit(X)

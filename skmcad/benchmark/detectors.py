@@ -26,12 +26,15 @@ SUPERVISED = ("xgbod", "devnet", "hgb")
 UNBALANCED_DETECTORS = ("mcad", "mcad-one-class") + SUPERVISED
 LABEL_USES = ("ignored", "used", "required")
 
-# Each ablation switches off one part of the method.
+# Each ablation switches off one part of the method. The last two concern the pretrained
+# backbone; on tables (nothing to adapt, no image scale) they are the default.
 ABLATIONS = {
     "mcad-no-memory": {"use_memory": False},
     "mcad-untrained-memory": {"stage1_epochs": 0},
     "mcad-one-scale": {"n_scales": 1},
     "mcad-no-stage2": {"stage2_epochs": 0},
+    "mcad-frozen-backbone": {"adapt_steps": 0},
+    "mcad-no-image-scale": {"image_scale": False},
 }
 # Each variant swaps one part for a related system's (MCADDetector's memory and scorer).
 VARIANTS = {
