@@ -10,7 +10,9 @@ test folds with every sample, training folds with the normal samples only. Label
 PyOD's convention (1 = anomaly), so ``scoring="roc_auc"`` is the right way round.
 
 Here digits 0-4 are the normal class and 5-9 the anomalies (the first 450 digits), and the
-search compares a memory of 8 prototypes per scale with the default 256: 3 folds x 2 values,
+search compares a learned memory (``memory="hopfield"``, the paper's; the image default
+compares features with a kNN bank instead) of 8 prototypes per scale with one of 256: 3 folds
+x 2 values,
 six fits, under a minute on 2 CPU cores. The backbone stays frozen (``adapt_steps=0``): its
 adaptation would be the same in every fit and take most of its time. ``refit=False`` skips
 the final fit of the best value on all the data, which a search that is to be used afterwards
@@ -31,8 +33,9 @@ images = (X[:450] / 16.0).reshape(-1, 8, 8)
 is_anomaly = (y[:450] >= 5).astype(int)  # digits 0-4 normal (0), 5-9 anomalies (1)
 
 cv = NormalTrainSplit(n_splits=3, shuffle=True, random_state=0)
-search = GridSearchCV(MCADDetector(adapt_steps=0, random_state=0), {"memory_size": [8, 256]},
-                      scoring="roc_auc", cv=cv, refit=False)
+detector = MCADDetector(memory="hopfield", adapt_steps=0, random_state=0)
+search = GridSearchCV(detector, {"memory_size": [8, 256]}, scoring="roc_auc", cv=cv,
+                      refit=False)
 search.fit(images, is_anomaly)
 print("best:", search.best_params_, f"mean AUROC {search.best_score_:.3f}")
 

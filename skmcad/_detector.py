@@ -22,6 +22,7 @@ from .inputs import (Standardizer, check_binary_labels, check_same_layout, infer
                      iter_batches)
 from ._loop import StageConfig
 from .nn.network import MEMORIES, build_network
+from .nn.neighbour_memory import forget_owners, leave_one_out
 from .presets import resolve_params
 from .scorers import SCORERS, build_scorer
 from .stage1 import adapt_backbone, finalize_memories, train_stage1
@@ -97,13 +98,17 @@ class MCADDetector(BaseDetector):
         Weight of the feature-to-prototype consistency term of stage 1.
     regularizer_weight : float, default=0.1
         Weight of the prototype spread and usage regulariser.
-    use_memory : bool, default=True
-        False is the no-memory ablation: stage 1 is plain contrastive learning and each
-        position is compared with its nearest training feature (a kNN search over at most
-        16,384 training positions per scale) instead of a memory read. (The kNN scale of
-        tabular rows is such a search whatever ``use_memory``.)
-    memory : {"hopfield", "grid"}, default="hopfield"
-        The memory of normal prototypes of each scale. "hopfield": ``memory_size``
+    use_memory : bool or "auto", default="auto"
+        Whether each scale has a learned memory of normal prototypes (``memory``). False:
+        stage 1 is plain contrastive learning and each position is compared with its
+        nearest training feature (a kNN bank of at most 16,384 training positions per
+        scale) instead of a memory read. "auto" is True when ``memory`` is named, else False
+        with the pretrained backbone (where the kNN bank scored higher, on the adapted
+        features) and True with the others. (The kNN scale of tabular rows and the image
+        scale are such banks whatever ``use_memory``.)
+    memory : {"auto", "hopfield", "grid"}, default="auto"
+        The memory of normal prototypes of each scale, when ``use_memory``; "auto" is
+        "hopfield". "hopfield": ``memory_size``
         prototypes read by a modern-Hopfield (softmax attention) update, as in the paper.
         "grid" (as GRAD/CRAD): prototypes on a ``round(sqrt(memory_size))``-square grid; a
         small head maps each feature to continuous grid coordinates and the read is the
@@ -233,8 +238,8 @@ class MCADDetector(BaseDetector):
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "consistency_weight": [Interval(Real, 0, None, closed="left")],
         "regularizer_weight": [Interval(Real, 0, None, closed="left")],
-        "use_memory": ["boolean"],
-        "memory": [StrOptions(set(MEMORIES))],
+        "use_memory": ["boolean", StrOptions({"auto"})],
+        "memory": [StrOptions(set(MEMORIES) | {"auto"})],
         "scorer": [StrOptions(set(SCORERS))],
         "distance": [StrOptions({"auto", "cosine", "euclidean"})],
         "image_shape": [None, tuple, list],
@@ -251,7 +256,7 @@ class MCADDetector(BaseDetector):
                  input_size="auto", temperature=0.2, memory_temperature=0.1,
                  stage1_epochs="auto", stage2_epochs="auto", batch_size="auto",
                  learning_rate=1e-3, consistency_weight=1.0, regularizer_weight=0.1,
-                 use_memory=True, memory="hopfield", scorer="learned", distance="auto",
+                 use_memory="auto", memory="auto", scorer="learned", distance="auto",
                  image_shape=None, setting="one-class",
                  contamination=0.1, device="auto", n_jobs=None, random_state=None, verbose=0):
         self.memory_size = memory_size
@@ -333,7 +338,8 @@ class MCADDetector(BaseDetector):
         history1 = train_stage1(network, normals[train],
                                 self._stage_config(config["stage1_epochs"], batch_size),
                                 generator, anomalies)
-        finalize_memories(network, normals[train], batch_size, generator)
+        rows = torch.from_numpy(normal_rows).to(device)  # each normal's row in data
+        finalize_memories(network, normals[train], batch_size, generator, owners=rows[train])
         network.requires_grad_(False)
         scorer.fit_statistics(batched_outputs(network, normals[holdout], batch_size))
         history2 = train_stage2(network, scorer, normals[train],
@@ -346,7 +352,7 @@ class MCADDetector(BaseDetector):
         self._classes = 2  # PyOD's predict_proba reads it
         self.network_, self.scorer_ = network, scorer
         self.history_ = {"backbone": history0, "stage1": history1, "stage2": history2}
-        self.decision_scores_ = self._score_tensor(data)
+        self.decision_scores_ = self._training_scores(data)
         if not np.isfinite(self.decision_scores_).all():  # fit() then restores the estimator
             raise ValueError(
                 f"Training diverged: the training scores are not finite (mean loss per epoch: "
@@ -568,8 +574,9 @@ class MCADDetector(BaseDetector):
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
             network = build_network(layout, config, 1.0 / self.memory_temperature,
-                                    self.use_memory, (standardizer.mean, standardizer.std),
-                                    self.distance, self.memory)
+                                    config.get("use_memory", self.use_memory),
+                                    (standardizer.mean, standardizer.std),
+                                    self.distance, config.get("memory", self.memory))
             # labelled anomalies train a discriminative head beside the deviation score
             scorer = build_scorer(self.scorer, network,
                                   discriminative=self.setting == "unbalanced")
@@ -593,6 +600,18 @@ class MCADDetector(BaseDetector):
 
     def _score_batch(self, x):
         return self.scorer_(*frozen_outputs(self.network_, x)).double().cpu().numpy()
+
+    def _training_scores(self, data):
+        """Scores of the training rows ``data``, each read as if not in the kNN banks."""
+        scores = np.empty(len(data))
+        batch_size = self.config_["batch_size"]
+        rows = torch.arange(len(data), device=data.device)
+        for start in range(0, len(data), batch_size):
+            with leave_one_out(self.network_, rows[start:start + batch_size]):
+                scores[start:start + batch_size] = self._score_batch(
+                    data[start:start + batch_size])
+        forget_owners(self.network_)
+        return scores
 
     def _score_tensor(self, data):
         scores = np.empty(len(data))

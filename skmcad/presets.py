@@ -22,15 +22,18 @@ ADAPT_STEPS = 100
 AUTO_BACKBONE = {"image": "efficientnet-lite0", "tabular": "mlp"}
 # The values "auto" takes, per encoder.
 AUTO_VALUES = {
+    # use_memory=False: on the adapted backbone's features a kNN bank of the training
+    # positions scored above the learned prototypes (the ablation in docs/benchmarks.md)
     "efficientnet-lite0": dict(memory_size=256, n_scales=2, width=16, input_size=96,
                                stage1_epochs=2, stage2_epochs=1, batch_size=256,
-                               stages=(6, 7), neighbourhood=1, adapt_steps=ADAPT_STEPS),
+                               use_memory=False, stages=(6, 7), neighbourhood=1,
+                               adapt_steps=ADAPT_STEPS),
     "resnet": dict(memory_size=64, n_scales=3, width=16, input_size=None, stage1_epochs=50,
-                   stage2_epochs=10, batch_size=128),
+                   stage2_epochs=10, batch_size=128, use_memory=True),
     # tables: the standardised row read by a kNN bank and by a memory of prototypes, then
     # three MLP stages; few epochs (5 + 1) keep a fit near a second on 2 cores
     "mlp": dict(memory_size=32, n_scales=5, width=16, input_size=None, stage1_epochs=5,
-                stage2_epochs=1, batch_size=128),
+                stage2_epochs=1, batch_size=128, use_memory=True),
 }
 
 _PRESETS = {
@@ -72,6 +75,7 @@ def resolve_params(params, kind):
     resolved = {name: value if params.get(name, AUTO) == AUTO else params[name]
                 for name, value in values.items()}
     resolved["backbone"] = backbone
+    resolved.update(_memory(params, values))
     stages = params.get("stages", AUTO)
     if backbone != "efficientnet-lite0":
         # "off" (adapt_steps=0, image_scale=False) holds for every backbone, so that one set
@@ -101,6 +105,18 @@ def resolve_params(params, kind):
     resolved["image_scale"] = bool(resolved["stages"][-1] >= TAIL_FROM if image_scale == AUTO
                                    else image_scale)
     return resolved
+
+
+def _memory(params, values):
+    """``use_memory`` and ``memory``: a memory the user names is used; otherwise the
+    backbone's default decides (the learned prototypes, "hopfield", or kNN banks, when
+    ``memory`` is None)."""
+    memory, use_memory = params.get("memory", AUTO), params.get("use_memory", AUTO)
+    if isinstance(use_memory, str) and use_memory == AUTO:
+        use_memory = values["use_memory"] if memory == AUTO else True
+    if not use_memory:
+        return {"use_memory": False, "memory": None}
+    return {"use_memory": True, "memory": "hopfield" if memory == AUTO else memory}
 
 
 def _checked_stages(stages, n_scales):

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from skmcad import MCADDetector
-from skmcad.nn.neighbour_memory import NearestNeighbourMemory
+from skmcad.nn.neighbour_memory import NearestNeighbourMemory, forget_owners, leave_one_out
 
 
 def test_no_memory_deviation_is_the_nearest_training_feature_distance(digits, tiny_params):
@@ -44,7 +44,7 @@ def test_no_memory_detector_saves_and_loads_its_banks(tiny_params):
 def test_untrained_memory_holds_training_features(digits, tiny_params):
     images, y = digits
     normal = images[:300][y[:300] == 5]
-    det = MCADDetector(**{**tiny_params, "stage1_epochs": 0}).fit(normal)
+    det = MCADDetector(**{**tiny_params, "stage1_epochs": 0, "use_memory": True}).fit(normal)
     assert det.history_["stage1"] == []
     x = torch.from_numpy(det.standardizer_.transform(det.layout_.to_batch(normal))).float()
     scale = max(i for i, kind in enumerate(det.network_.scale_kinds) if kind == "learned")
@@ -55,3 +55,20 @@ def test_untrained_memory_holds_training_features(digits, tiny_params):
         distances = torch.cdist(prototype[None], vectors,
                                 compute_mode="donot_use_mm_for_euclid_dist")
         assert distances.min() < 1e-4
+
+
+def test_training_samples_are_not_their_own_neighbours_while_left_out():
+    torch.manual_seed(0)
+    features = torch.randn(6, 4, 1, 1)  # six samples, one position each
+    memory = NearestNeighbourMemory(4, "euclidean")
+    memory.initialize_from(features, owners=torch.arange(6))
+    network = torch.nn.Module()
+    network.memories = torch.nn.ModuleList([memory])
+    queries = features[:, :, 0, 0]
+    assert torch.equal(memory.nearest(queries), torch.arange(6))  # each finds itself
+    with leave_one_out(network, torch.arange(6)):
+        retrieved, _ = memory(features)
+    others = torch.cdist(queries, queries).fill_diagonal_(float("inf")).argmin(1)
+    torch.testing.assert_close(retrieved[:, :, 0, 0], queries[others])
+    forget_owners(network)
+    assert torch.equal(memory(features)[0], features)  # outside the block: itself again

@@ -144,8 +144,8 @@ def test_ablation_flag_adds_mcad_and_its_ablations():
     parser = build_parser()
     args = parser.parse_args(["--detectors", "iforest", "--ablation"])
     assert detector_names(args, parser) == [
-        "iforest", "mcad", "mcad-no-memory", "mcad-untrained-memory", "mcad-one-scale",
-        "mcad-no-stage2", "mcad-frozen-backbone", "mcad-no-image-scale"]
+        "iforest", "mcad", "mcad-no-memory", "mcad-learned-memory", "mcad-untrained-memory",
+        "mcad-one-scale", "mcad-no-stage2", "mcad-frozen-backbone", "mcad-no-image-scale"]
 
 
 def test_variants_flag_adds_mcad_and_its_variants():

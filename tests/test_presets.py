@@ -7,7 +7,7 @@ from sklearn.metrics import roc_auc_score
 from skmcad import MCADDetector
 from skmcad.presets import AUTO_VALUES, preset_params, resolve_params
 
-AUTO_KEYS = sorted(AUTO_VALUES["mlp"]) + ["backbone"]
+AUTO_KEYS = sorted(AUTO_VALUES["mlp"]) + ["backbone", "memory"]
 
 
 def _resolved(kind, **params):
@@ -32,7 +32,25 @@ def test_user_values_win_over_auto_and_the_backbone_picks_the_rest():
 def test_default_fit_on_rows_records_its_configuration():
     X = np.random.default_rng(0).normal(size=(60, 4))
     det = MCADDetector(stage1_epochs=1, random_state=0).fit(X)
-    assert det.config_ == {**AUTO_VALUES["mlp"], "backbone": "mlp", "stage1_epochs": 1}
+    assert det.config_ == {**AUTO_VALUES["mlp"], "backbone": "mlp", "memory": "hopfield",
+                           "stage1_epochs": 1}
+
+
+@pytest.mark.parametrize("params, use_memory, memory", [
+    ({}, False, None),  # images: a kNN bank per scale
+    ({"memory": "grid"}, True, "grid"),  # a memory named is used
+    ({"memory": "hopfield"}, True, "hopfield"),
+    ({"use_memory": True}, True, "hopfield"),
+    ({"backbone": "resnet"}, True, "hopfield"),
+])
+def test_images_read_knn_banks_unless_a_memory_is_asked_for(params, use_memory, memory):
+    resolved = _resolved("image", **params)
+    assert (resolved["use_memory"], resolved["memory"]) == (use_memory, memory)
+
+
+def test_tables_keep_the_learned_memory_unless_switched_off():
+    assert _resolved("tabular")["use_memory"] is True
+    assert _resolved("tabular", use_memory=False)["use_memory"] is False
 
 
 def test_default_image_detector_is_the_pretrained_one_and_separates_digits(digits):
@@ -40,7 +58,7 @@ def test_default_image_detector_is_the_pretrained_one_and_separates_digits(digit
     normal = images[:600][y[:600] == 0]
     det = MCADDetector(random_state=0).fit(normal)
     assert det.config_ == {**AUTO_VALUES["efficientnet-lite0"], "backbone": "efficientnet-lite0",
-                           "image_scale": True}
+                           "image_scale": True, "memory": None}
     test, labels = images[600:1000], (y[600:1000] != 0)
     assert roc_auc_score(labels, det.decision_function(test)) > 0.97
 

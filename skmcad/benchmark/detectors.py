@@ -26,11 +26,14 @@ SUPERVISED = ("xgbod", "devnet", "hgb")
 UNBALANCED_DETECTORS = ("mcad", "mcad-one-class") + SUPERVISED
 LABEL_USES = ("ignored", "used", "required")
 
-# Each ablation switches off one part of the method. The last two concern the pretrained
-# backbone; on tables (nothing to adapt, no image scale) they are the default.
+# Each ablation switches one part of the method. On images the default reads kNN banks
+# (no learned memory), so there "mcad-no-memory" is the default and "mcad-learned-memory" the
+# paper's memory; on tables the reverse. The last two concern the pretrained backbone; on
+# tables (nothing to adapt, no image scale) they are the default.
 ABLATIONS = {
     "mcad-no-memory": {"use_memory": False},
-    "mcad-untrained-memory": {"stage1_epochs": 0},
+    "mcad-learned-memory": {"use_memory": True},
+    "mcad-untrained-memory": {"use_memory": True, "stage1_epochs": 0},
     "mcad-one-scale": {"n_scales": 1},
     "mcad-no-stage2": {"stage2_epochs": 0},
     "mcad-frozen-backbone": {"adapt_steps": 0},

@@ -1,5 +1,7 @@
 """A kNN bank of training features, read like a memory."""
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -49,16 +51,22 @@ class NearestNeighbourMemory(nn.Module):
         self.n_neighbours = int(n_neighbours)
         self.neighbour_fraction = neighbour_fraction
         self.register_buffer("bank", torch.zeros(1, dim))
+        # during fit only: the training sample each stored vector came from, and the sample
+        # of each query while the training data are scored (see leave_one_out)
+        self.owners = self.query_owners = None
 
     @torch.no_grad()
-    def initialize_from(self, features, generator=None):
-        """Store the vectors of ``features`` (B, C, H, W), a random ``bank_size`` of them."""
+    def initialize_from(self, features, generator=None, owners=None):
+        """Store the vectors of ``features`` (B, C, H, W), a random ``bank_size`` of them;
+        ``owners`` (B*H*W,), if given, names the training sample of each vector."""
         vectors = positions(features)  # (N, C)
         if len(vectors) > self.bank_size:
             keep = torch.randperm(len(vectors), generator=generator,
                                   device=vectors.device)[:self.bank_size]
             vectors = vectors[keep]
+            owners = None if owners is None else owners[keep]
         self.bank = vectors.to(self.bank.dtype).clone()
+        self.owners = owners
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # the bank's length is known only once it is filled: take the saved one's
@@ -75,23 +83,54 @@ class NearestNeighbourMemory(nn.Module):
             return self.n_neighbours
         return max(self.n_neighbours, int(round(self.neighbour_fraction * len(self.bank))))
 
-    def nearest(self, queries, chunk=4096):
+    def nearest(self, queries, chunk=4096, owners=None):
         """Index of the nearest (the ``n_neighbours``-th nearest) stored vector of each row
-        of ``queries`` (N, C)."""
+        of ``queries`` (N, C); with ``owners`` (N,), the stored vectors of the query's own
+        sample are passed over."""
         cosine = self.metric == "cosine"
         bank = F.normalize(self.bank, dim=1) if cosine else self.bank
         k = min(self.neighbours_read, len(bank))
         found = []
-        for part in queries.split(chunk):
+        for start, part in zip(range(0, len(queries), chunk), queries.split(chunk)):
             # closeness: higher = nearer, (n, N_bank)
             closeness = F.normalize(part, dim=1) @ bank.T if cosine else -torch.cdist(part, bank)
+            if owners is not None:  # a training sample is not its own neighbour
+                own = owners[start:start + len(part), None] == self.owners[None]
+                closeness = closeness.masked_fill(own, float("-inf"))
             found.append(closeness.topk(k, dim=1).indices[:, -1])  # (n,)
         return torch.cat(found)
 
     def forward(self, features):
         batch, channels, height, width = features.shape
+        owners = None  # the sample of each query, while leave_one_out holds
+        if self.query_owners is not None and self.owners is not None:
+            owners = self.query_owners.repeat_interleave(height * width)  # (B*H*W,)
         queries = positions(features)  # (B*H*W, C)
-        retrieved = self.bank[self.nearest(queries)]  # (B*H*W, C)
+        retrieved = self.bank[self.nearest(queries, owners=owners)]  # (B*H*W, C)
         retrieved = retrieved.reshape(batch, height, width, channels).permute(0, 3, 1, 2)
         attention = features.new_ones(batch * height * width, 1)
         return retrieved, attention
+
+
+@contextmanager
+def leave_one_out(network, samples):
+    """Within the block, the kNN banks of ``network`` read each query of the batch of training
+    samples ``samples`` (B,) as if that sample's own vectors were not stored: the training
+    scores then rank as those of unseen data (PyOD's KNN leaves each training point out
+    likewise), so the threshold set on them holds on fresh data."""
+    banks = [m for m in network.memories
+             if isinstance(m, NearestNeighbourMemory) and m.owners is not None]
+    for memory in banks:
+        memory.query_owners = samples
+    try:
+        yield
+    finally:
+        for memory in banks:
+            memory.query_owners = None
+
+
+def forget_owners(network):
+    """Drop what :func:`leave_one_out` needs, once the training data are scored."""
+    for memory in network.memories:
+        if isinstance(memory, NearestNeighbourMemory):
+            memory.owners = memory.query_owners = None
