@@ -56,7 +56,7 @@ FAILURE_POINTS = [
     (skmcad._detector, "batched_outputs", 1),
     (skmcad.stage2, "stage2_loss", 3),
     (skmcad._detector, "train_stage2", 1),
-    (MCADDetector, "_score_tensor", 1),
+    (MCADDetector, "_training_scores", 1),
     (MCADDetector, "_process_decision_scores", 1),
 ]
 FAILURE_IDS = [f"{getattr(where, '__name__', where)}.{name}#{call}"
