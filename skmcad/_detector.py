@@ -37,7 +37,9 @@ class MCADDetector(BaseDetector):
 
     Stage 1 learns a multi-scale encoder and one memory of normal prototypes per scale by
     memory-augmented contrastive learning; stage 2 learns an anomaly distance detector on
-    the per-scale deviation maps between features and their memory reads. Follows PyOD's
+    the per-scale deviation maps between features and their memory reads. On images the
+    default replaces the learned memories by kNN banks of the training features
+    (``use_memory``). Follows PyOD's
     detector contract: higher scores are more anomalous and ``predict`` returns 1 for
     anomalies.
 
