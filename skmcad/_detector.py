@@ -327,7 +327,8 @@ class MCADDetector(BaseDetector):
         standardizer = Standardizer.from_batches(iter_batches(X[normal_rows], layout, 1024))
         dtype = _compute_dtype(layout)
         data = self._to_tensor(X, layout, standardizer, device, dtype)
-        normals = data[torch.from_numpy(normal_rows).to(device)]
+        rows = torch.from_numpy(normal_rows).to(device)  # each normal's row in data
+        normals = data[rows]
         anomalies = None
         if labels.any():
             anomalies = data[torch.from_numpy(np.flatnonzero(labels == 1)).to(device)]
@@ -340,7 +341,6 @@ class MCADDetector(BaseDetector):
         history1 = train_stage1(network, normals[train],
                                 self._stage_config(config["stage1_epochs"], batch_size),
                                 generator, anomalies)
-        rows = torch.from_numpy(normal_rows).to(device)  # each normal's row in data
         finalize_memories(network, normals[train], batch_size, generator, owners=rows[train])
         network.requires_grad_(False)
         scorer.fit_statistics(batched_outputs(network, normals[holdout], batch_size))
@@ -576,9 +576,8 @@ class MCADDetector(BaseDetector):
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
             network = build_network(layout, config, 1.0 / self.memory_temperature,
-                                    config.get("use_memory", self.use_memory),
-                                    (standardizer.mean, standardizer.std),
-                                    self.distance, config.get("memory", self.memory))
+                                    config["use_memory"], (standardizer.mean, standardizer.std),
+                                    self.distance, config["memory"])
             # labelled anomalies train a discriminative head beside the deviation score
             scorer = build_scorer(self.scorer, network,
                                   discriminative=self.setting == "unbalanced")
@@ -613,14 +612,6 @@ class MCADDetector(BaseDetector):
                 scores[start:start + batch_size] = self._score_batch(
                     data[start:start + batch_size])
         forget_owners(self.network_)
-        return scores
-
-    def _score_tensor(self, data):
-        scores = np.empty(len(data))
-        batch_size = self.config_["batch_size"]
-        for start in range(0, len(data), batch_size):
-            batch = data[start:start + batch_size]
-            scores[start:start + len(batch)] = self._score_batch(batch)
         return scores
 
     # -- persistence ----------------------------------------------------------------------

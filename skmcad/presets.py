@@ -4,10 +4,10 @@
 an ImageNet EfficientNet-Lite0 at 96 px whose last two stages are adapted to the normal class
 (training a CNN from scratch does not converge in minutes on 2 cores; its deep stages still
 have 3x3 maps at 96 px) and read by kNN banks of the training positions (which scored above
-learned prototypes on these features), for tabular data a small MLP whose five scales are the standardised
-row itself, read by a kNN bank (the k-th nearest training row, k at 3 % of the rows, at least
-5) and by a memory of prototypes, and three learned layers (benchmarked on PyOD's
-ODDS sets and ADBench's Classical group, docs/benchmarks.md). ``backbone="resnet"`` is the
+learned prototypes on these features), for tabular data a small MLP whose five scales are the
+standardised row itself, read by a kNN bank (the k-th nearest training row, k at 3 % of the
+rows, at least 5) and by a memory of prototypes, and three learned layers (benchmarked on
+PyOD's ODDS sets and ADBench's Classical group, docs/benchmarks.md). ``backbone="resnet"`` is the
 paper's from-scratch path, with its own defaults. The "cpu" preset is these defaults; the
 "gpu" preset trains longer at a higher resolution on images, and is the "cpu" one on tables.
 """

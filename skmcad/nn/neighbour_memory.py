@@ -103,7 +103,7 @@ class NearestNeighbourMemory(nn.Module):
     def forward(self, features):
         batch, channels, height, width = features.shape
         owners = None  # the sample of each query, while leave_one_out holds
-        if self.query_owners is not None and self.owners is not None:
+        if self.query_owners is not None:
             owners = self.query_owners.repeat_interleave(height * width)  # (B*H*W,)
         queries = positions(features)  # (B*H*W, C)
         retrieved = self.bank[self.nearest(queries, owners=owners)]  # (B*H*W, C)
