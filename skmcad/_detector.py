@@ -320,7 +320,7 @@ class MCADDetector(BaseDetector):
         X = self._validate_input(X, reset=True)
         labels = self._check_labels(y, len(X))
         layout = infer_layout(X, self.image_shape)
-        config = resolve_params(self.get_params(), layout.kind)
+        config = resolve_params(self.get_params(), layout.kind, layout.image_side)
         device = _resolve_device(self.device)
         seed = _draw_seed(self.random_state)
         normal_rows = np.flatnonzero(labels == 0)

@@ -40,6 +40,11 @@ class InputLayout:
     def n_features(self):
         return int(np.prod(self.sample_shape))
 
+    @property
+    def image_side(self):
+        """Shorter side of the images, in pixels; None for tabular data."""
+        return None if self.image_size is None else int(min(self.image_size[1:]))
+
     def to_batch(self, X_part):
         """Return a float32 ``(B, d)`` or ``(B, C, H, W)`` copy of a slice, scaled and checked.
 

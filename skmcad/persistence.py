@@ -249,7 +249,7 @@ def _restore_state(detector, state):
                                 state["standardizer"]["std"].numpy())
     dtype = getattr(torch, state["dtype"])
     cpu = torch.device("cpu")
-    config = resolve_params(detector.get_params(), layout.kind)
+    config = resolve_params(detector.get_params(), layout.kind, layout.image_side)
     network, scorer = detector._build_modules(config, layout, standardizer, 0, cpu, dtype)
     network.load_state_dict(state["network"])
     scorer.load_state_dict(state["scorer"])

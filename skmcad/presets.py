@@ -21,10 +21,18 @@ N_PRETRAINED_STAGES = 7  # EfficientNet-Lite0's stages (skmcad.nn.pretrained_enc
 # training images (the sweep over steps is in docs/benchmarks.md)
 ADAPT_STEPS = 100
 AUTO_BACKBONE = {"image": "efficientnet-lite0", "tabular": "mlp"}
+# The pretrained backbone reads images of at least LARGE_IMAGE_SIDE px a side at
+# LARGE_INPUT_SIZE px: on CIFAR-10's 32-px images 160 px scored about 0.02 AUROC above 96 px,
+# for MCAD and for kNN on the frozen features alike, at 2.8 times the compute
+# (docs/benchmarks.md). Smaller images (8-px digits, 28-px MNIST) keep the 96 px of
+# AUTO_VALUES, measured on them.
+LARGE_IMAGE_SIDE = 32
+LARGE_INPUT_SIZE = 160
 # The values "auto" takes, per encoder.
 AUTO_VALUES = {
     # use_memory=False: on the adapted backbone's features a kNN bank of the training
-    # positions scored above the learned prototypes (the ablation in docs/benchmarks.md)
+    # positions scored above the learned prototypes (the ablation in docs/benchmarks.md);
+    # stage1_epochs: with those banks and no labelled anomalies "auto" is 0 (see resolve_params)
     "efficientnet-lite0": dict(memory_size=256, n_scales=2, width=16, input_size=96,
                                stage1_epochs=2, stage2_epochs=1, batch_size=256,
                                use_memory=False, stages=(6, 7), neighbourhood=1,
@@ -39,8 +47,10 @@ AUTO_VALUES = {
 
 _PRESETS = {
     # the scales as stages, so that a --mcad-params "stages" replaces them
+    # input_size and stage1_epochs left "auto": they depend on the images and the setting
     ("cpu", "image"): dict(backbone=AUTO_BACKBONE["image"], **{
-        k: v for k, v in AUTO_VALUES["efficientnet-lite0"].items() if k != "n_scales"}),
+        k: v for k, v in AUTO_VALUES["efficientnet-lite0"].items()
+        if k not in ("n_scales", "input_size", "stage1_epochs")}),
     ("gpu", "image"): dict(backbone="efficientnet-lite0", input_size=224, stages=(5, 6, 7),
                            memory_size=512, stage1_epochs=10, stage2_epochs=3, batch_size=256),
     ("cpu", "tabular"): dict(AUTO_VALUES["mlp"]),
@@ -49,7 +59,19 @@ _PRESETS = {
 }
 
 
-def resolve_params(params, kind):
+def auto_input_size(image_side):
+    """The side, in pixels, ``input_size="auto"`` resizes images of ``image_side`` px (the
+    shorter one; None when unknown) to for the pretrained backbone.
+
+    >>> auto_input_size(32), auto_input_size(8)
+    (160, 96)
+    """
+    small = AUTO_VALUES["efficientnet-lite0"]["input_size"]
+    return LARGE_INPUT_SIZE if image_side is not None and image_side >= LARGE_IMAGE_SIDE \
+        else small
+
+
+def resolve_params(params, kind, image_side=None):
     """The concrete encoder and training sizes for input of ``kind``.
 
     Parameters
@@ -58,6 +80,9 @@ def resolve_params(params, kind):
         ``MCADDetector.get_params()``; any of ``backbone`` and the keys of
         :data:`AUTO_VALUES` may be "auto".
     kind : {"image", "tabular"}
+    image_side : int, optional
+        Shorter side of the images, in pixels: with the pretrained backbone
+        ``input_size="auto"`` is :func:`auto_input_size` of it.
 
     Returns
     -------
@@ -99,6 +124,13 @@ def resolve_params(params, kind):
                              f"{N_PRETRAINED_STAGES} stages of the efficientnet-lite0 backbone.")
         stages = range(N_PRETRAINED_STAGES - int(params["n_scales"]) + 1,
                        N_PRETRAINED_STAGES + 1)
+    if params.get("input_size", AUTO) == AUTO:
+        resolved["input_size"] = auto_input_size(image_side)
+    if (params.get("stage1_epochs", AUTO) == AUTO and not resolved["use_memory"]
+            and params.get("setting", "one-class") == "one-class"):
+        # the adapted features read by kNN banks: stage 1 would only train the adapters,
+        # which scored within 0.002 AUROC of untrained ones for a fifth of the fit
+        resolved["stage1_epochs"] = 0
     resolved["stages"] = _checked_stages(values["stages"] if stages == AUTO else stages,
                                          params["n_scales"])
     resolved["n_scales"] = len(resolved["stages"])

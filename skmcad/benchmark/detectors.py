@@ -67,6 +67,10 @@ class BuildContext:
         Set in the unbalanced protocol (fraction of labelled anomalies in the training data).
     n_jobs : int or None, default=None
         Torch threads of MCAD and of the frozen-backbone baselines (their ``n_jobs``).
+    image_side : int or None, default=None
+        Shorter side of the protocol's images, in pixels (None for tables): with MCAD's
+        ``input_size="auto"``, the frozen-backbone baselines read the images at the size
+        MCAD resolves from it.
     """
 
     n_features: int
@@ -76,6 +80,7 @@ class BuildContext:
     mcad_params: dict = field(default_factory=dict)
     anomaly_ratio: Optional[float] = None
     n_jobs: Optional[int] = None
+    image_side: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -209,9 +214,14 @@ def _mcad_factory(overrides=None, one_class=False):
 
 
 def _baseline_input_size(ctx):
-    """Side images are resized to for the frozen-backbone baselines: MCAD's in the same run."""
-    size = mcad_params(ctx).get("input_size")
-    return 96 if size is None else size
+    """Side images are resized to for the frozen-backbone baselines: MCAD's in the same run
+    (its own size, when MCAD keeps the images' size, or 96 px without an image size)."""
+    from skmcad.presets import auto_input_size
+
+    size = mcad_params(ctx).get("input_size", "auto")
+    if size == "auto":
+        return auto_input_size(ctx.image_side)
+    return (ctx.image_side or 96) if size is None else size
 
 
 def _knn_features(ctx):

@@ -7,6 +7,7 @@ import pandas as pd
 from pyod.utils.utility import precision_n_scores
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from skmcad.inputs import infer_layout
 from skmcad.metrics import aupro, pixel_auroc
 
 from . import detectors as detectors_module
@@ -35,6 +36,11 @@ TIME_COLUMNS = ("fit_seconds", "fit_cpu_seconds", "score_seconds", "throughput",
 def model_input(X, flat_input):
     """Return ``X`` as rows ``(n, d)`` when ``flat_input``, else unchanged (a view, no copy)."""
     return X.reshape(len(X), -1) if flat_input and X.ndim > 2 else X
+
+
+def _image_side(X):
+    """Shorter side of the images ``X`` holds, in pixels; None for tables."""
+    return infer_layout(X[:1], None).image_side
 
 
 def score_metrics(y_true, scores):
@@ -154,7 +160,8 @@ def run_rows(name, task, dataset, context, keep_maps=None):
     X_fit = model_input(task.X_fit, spec.flat_input)
     X_eval = model_input(task.X_eval, spec.flat_input)
     n_features = int(np.prod(task.X_fit.shape[1:]))
-    context = replace(context, n_features=n_features, random_state=task.seed)
+    context = replace(context, n_features=n_features, random_state=task.seed,
+                      image_side=_image_side(task.X_fit))
     scores = maps = None
     with PeakRSS() as rss, PeakGPUMemory() as gpu:
         try:
@@ -241,7 +248,8 @@ def warm_up(names, task, context, n_samples=32):
         spec = detectors_module.REGISTRY[name]
         X_fit = model_input(task.X_fit[rows], spec.flat_input)
         X_eval = model_input(task.X_eval[:n_samples], spec.flat_input)
-        ctx = replace(context, n_features=int(np.prod(X_fit.shape[1:])), random_state=0)
+        ctx = replace(context, n_features=int(np.prod(X_fit.shape[1:])), random_state=0,
+                      image_side=_image_side(task.X_fit))
         try:
             y_fit = fit_labels(spec, task)
             detector = spec.build(ctx)
