@@ -110,7 +110,7 @@ html_show_sourcelink = False
 def _write_auto_values_table():
     """docs/generated/auto_values.inc: what MCADDetector's "auto" parameters take, per
     encoder, read from skmcad.presets so that the user guide cannot drift from the code."""
-    from skmcad.presets import AUTO_VALUES
+    from skmcad.presets import AUTO_RULES, AUTO_VALUES
 
     backbones = list(AUTO_VALUES)
     lines = [".. list-table::", "   :header-rows: 1", "", "   * - parameter"]
@@ -118,7 +118,8 @@ def _write_auto_values_table():
     for name in next(iter(AUTO_VALUES.values())):
         lines.append(f"   * - ``{name}``")
         # stages and neighbourhood exist for the pretrained backbone only
-        lines += [f"     - {AUTO_VALUES[backbone][name]!r}" if name in AUTO_VALUES[backbone]
+        lines += [f"     - {AUTO_RULES[backbone, name]}" if (backbone, name) in AUTO_RULES
+                  else f"     - {AUTO_VALUES[backbone][name]!r}" if name in AUTO_VALUES[backbone]
                   else "     - (not used)" for backbone in backbones]
     lines += ["", "(columns: the value of ``backbone``; ``\"auto\"`` is ``\"efficientnet-lite0\"``"
               " for images and ``\"mlp\"`` for tables)"]
