@@ -1,9 +1,9 @@
 """What MCADDetector's "auto" parameters mean, and the benchmark's named presets.
 
 ``MCADDetector()`` takes the configuration the benchmark measured on 2 CPU cores: for images
-an ImageNet EfficientNet-Lite0 at 96 px whose last two stages are adapted to the normal class
-(training a CNN from scratch does not converge in minutes on 2 cores; its deep stages still
-have 3x3 maps at 96 px) and read by kNN banks of the training positions (which scored above
+an ImageNet EfficientNet-Lite0 at 160 px (96 px for images under 32 px a side) whose last
+two stages are adapted to the normal class (training a CNN from scratch does not converge in
+minutes on 2 cores) and read by kNN banks of the training positions (which scored above
 learned prototypes on these features), for tabular data a small MLP whose five scales are the
 standardised row itself, read by a kNN bank (the k-th nearest training row, k at 3 % of the
 rows, at least 5) and by a memory of prototypes, and three learned layers (benchmarked on
@@ -77,9 +77,9 @@ def auto_input_size(image_side):
     >>> auto_input_size(32), auto_input_size(8)
     (160, 96)
     """
-    small = AUTO_VALUES["efficientnet-lite0"]["input_size"]
-    return LARGE_INPUT_SIZE if image_side is not None and image_side >= LARGE_IMAGE_SIDE \
-        else small
+    if image_side is not None and image_side >= LARGE_IMAGE_SIDE:
+        return LARGE_INPUT_SIZE
+    return AUTO_VALUES["efficientnet-lite0"]["input_size"]
 
 
 def resolve_params(params, kind, image_side=None):

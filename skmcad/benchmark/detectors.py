@@ -215,13 +215,13 @@ def _mcad_factory(overrides=None, one_class=False):
 
 def _baseline_input_size(ctx):
     """Side images are resized to for the frozen-backbone baselines: MCAD's in the same run
-    (its own size, when MCAD keeps the images' size, or 96 px without an image size)."""
+    (the images' own size when MCAD keeps it; "auto"'s small size when that is unknown)."""
     from skmcad.presets import auto_input_size
 
     size = mcad_params(ctx).get("input_size", "auto")
     if size == "auto":
         return auto_input_size(ctx.image_side)
-    return (ctx.image_side or 96) if size is None else size
+    return (ctx.image_side or auto_input_size(None)) if size is None else size
 
 
 def _knn_features(ctx):
