@@ -123,7 +123,7 @@ class MCADDetector(BaseDetector):
         small head maps each feature to continuous grid coordinates and the read is the
         bilinear interpolation of the four prototypes around them, so normal features live
         on a continuous sheet (:class:`skmcad.nn.grid_memory.GridMemory`).
-    scorer : {"learned", "gaussian", "hybrid"}, default="learned"
+    scorer : {"learned", "gaussian", "hybrid", "conv"}, default="learned"
         The stage-2 scorer (:mod:`skmcad.scorers`). "learned": a monotone, learned mix of
         the pooled, standardised per-scale deviations, trained against synthetic anomalies.
         "gaussian" (as IGD): the bounded score ``1 - exp(-d^2 / sigma)`` of the pooled
@@ -132,7 +132,11 @@ class MCADDetector(BaseDetector):
         Gaussian per position). "hybrid" (as DenseHybrid): per position the standardised
         deviation plus a discriminative 1x1-convolution head on the features, trained
         against synthetic anomalies (and the labelled ones in the unbalanced setting); the
-        map is that dense sum and the score its learned pooling.
+        map is that dense sum and the score its learned pooling. "conv": a small CNN on the
+        standardised per-scale deviation maps, resized to the finest grid and stacked, added
+        to their mean and trained as "hybrid" (in the unbalanced setting with the linear
+        head of "learned" beside it); it can learn patterns across scales and neighbouring
+        positions that a monotone mix cannot.
     distance : {"auto", "cosine", "euclidean"}, default="auto"
         How features are compared with their memory reads: "cosine" (directions; the choice
         for images) or "euclidean" (magnitudes too; the choice for tabular rows, whose

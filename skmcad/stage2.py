@@ -8,10 +8,6 @@ from ._loop import autocast, run_epochs
 from .augmentations import synthetic_anomalies
 from .stage1 import anomaly_batch
 
-# The scorers have few parameters on standardised deviations: a large fixed step size
-# trains them in a few epochs whatever the learning rate of stage 1.
-SCORER_LEARNING_RATE = 0.05
-
 
 @torch.no_grad()
 def frozen_outputs(network, x):
@@ -27,32 +23,53 @@ def batched_outputs(network, X, batch_size):
         yield frozen_outputs(network, X[start:start + batch_size])
 
 
-def stage2_loss(network, scorer, x, generator, anomalies=None):
-    """Weighted logistic loss of the scorer: the normal batch -> 0, its synthetic anomalies
-    -> 1 and, in the unbalanced setting, labelled anomalies -> 1 with as much total weight
-    as the synthetic ones."""
+def stage2_batch(network, x, generator, anomalies=None):
+    """What the scorer trains on for the normal batch ``x``: ``(outputs, targets, weights)``.
+
+    The outputs are those of ``x`` (target 0), of its synthetic anomalies (target 1) and, in
+    the unbalanced setting, of the labelled ``anomalies`` (target 1, weighted to as much
+    total weight as the synthetic ones).
+    """
     parts = [x, synthetic_anomalies(x, generator)]
     if anomalies is not None:
         parts.append(anomalies)
-    logits = scorer(*frozen_outputs(network, torch.cat(parts)))  # (B_total,)
-    targets = torch.ones_like(logits)
+    outputs = frozen_outputs(network, torch.cat(parts))
+    n_total = sum(len(part) for part in parts)
+    targets = torch.ones(n_total, dtype=x.dtype, device=x.device)
     targets[:len(x)] = 0.0
     weights = torch.ones_like(targets)
     if anomalies is not None:
         weights[2 * len(x):] = len(x) / len(anomalies)
+    return outputs, targets, weights
+
+
+def stage2_loss(scorer, batch):
+    """Weighted logistic loss of the scorer's logits on a :func:`stage2_batch`."""
+    outputs, targets, weights = batch
+    logits = scorer(*outputs)  # (B_total,)
     return F.binary_cross_entropy_with_logits(logits, targets, weight=weights)
 
 
 def train_stage2(network, scorer, X, config, generator, anomalies=None):
     """Fit a trainable scorer on frozen deviation maps; returns the mean loss of each
-    epoch (none for a scorer stage 2 does not train)."""
+    epoch (none for a scorer stage 2 does not train).
+
+    Each batch's outputs are computed once and reused for ``scorer.echo_steps`` optimiser
+    steps (data echoing): the frozen network's forward pass is the cost, the scorer's step
+    is cheap, and a scorer with more parameters needs more steps than an epoch has batches.
+    """
     network.eval()
     if not scorer.trainable:
         return []
-    optimizer = torch.optim.Adam(scorer.parameters(), lr=SCORER_LEARNING_RATE)
+    optimizer = torch.optim.Adam(scorer.parameters(), lr=scorer.learning_rate)
 
     def step_loss(index):
-        xa = anomaly_batch(anomalies, len(index), generator)
-        return stage2_loss(network, scorer, X[index], generator, xa)
+        batch = stage2_batch(network, X[index], generator,
+                             anomaly_batch(anomalies, len(index), generator))
+        for _ in range(scorer.echo_steps - 1):
+            optimizer.zero_grad(set_to_none=True)
+            stage2_loss(scorer, batch).backward()
+            optimizer.step()
+        return stage2_loss(scorer, batch)
 
     return run_epochs(step_loss, X, config, optimizer, generator, "stage 2")

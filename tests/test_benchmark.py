@@ -152,7 +152,7 @@ def test_variants_flag_adds_mcad_and_its_variants():
     parser = build_parser()
     args = parser.parse_args(["--detectors", "iforest", "--variants"])
     assert detector_names(args, parser) == [
-        "iforest", "mcad", "mcad-grid", "mcad-gaussian", "mcad-hybrid"]
+        "iforest", "mcad", "mcad-grid", "mcad-gaussian", "mcad-hybrid", "mcad-conv"]
 
 
 @pytest.mark.parametrize("name", sorted(bench_detectors.VARIANTS))

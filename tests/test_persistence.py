@@ -289,6 +289,7 @@ def test_an_interrupted_save_keeps_the_previous_file(tabular, image, tmp_path, m
 @pytest.mark.parametrize("params", [
     {"memory": "grid", "scorer": "gaussian"},
     {"memory": "grid", "scorer": "hybrid"},
+    {"scorer": "conv"},
     {"stages": (4, 5), "neighbourhood": 3, "use_memory": False},
 ])
 def test_save_load_of_each_memory_scorer_and_stage_choice(params, tmp_path):

@@ -6,8 +6,9 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from skmcad import MCADDetector
-from skmcad.scorers import DeviationScorer, GaussianScorer, HybridScorer, build_scorer
-from skmcad.stage2 import stage2_loss, train_stage2
+from skmcad.scorers import (ConvScorer, DeviationScorer, GaussianScorer, HybridScorer,
+                            build_scorer)
+from skmcad.stage2 import stage2_batch, stage2_loss, train_stage2
 from skmcad._loop import StageConfig
 
 CHANNELS = [3, 5]
@@ -82,6 +83,65 @@ def test_hybrid_outputs_and_start():
     torch.testing.assert_close(scorer.dense_map(maps, features), (z[0] + coarse) / 2)
 
 
+def test_conv_outputs_and_start():
+    scorer = ConvScorer(CHANNELS).double()
+    scorer.fit_statistics([batch(20, 0)])
+    maps, features = batch(6, 1)
+    assert scorer(maps, features).shape == (6,)
+    assert scorer.dense_map(maps, features).shape == (6, 4, 4)
+    assert scorer.anomaly_maps(maps, features, (8, 8)).shape == (6, 8, 8)
+    # the CNN's last layer starts at zero: the map is the mean of the standardised deviations
+    z = [(d - m) / s for d, m, s in zip(maps, scorer.map_mean, scorer.map_std)]
+    coarse = torch.nn.functional.interpolate(z[1][:, None], size=(4, 4), mode="bilinear",
+                                             align_corners=False)[:, 0]
+    torch.testing.assert_close(scorer.dense_map(maps, features), (z[0] + coarse) / 2)
+
+
+def crossed_scales(n, seed):
+    """Two 4x4 deviation maps, each standard normal at every position: on normal inputs
+    they are equal, on anomalous ones independent. Every statistic of one scale is
+    distributed alike on both, so no monotone mix of per-scale statistics tells them apart."""
+    g = torch.Generator().manual_seed(seed)
+    first = torch.randn(2 * n, 4, 4, generator=g, dtype=torch.float64)
+    second = first.clone()
+    second[n:] = torch.randn(n, 4, 4, generator=g, dtype=torch.float64)
+    features = [torch.zeros(2 * n, c, 4, 4, dtype=torch.float64) for c in (3, 3)]
+    targets = torch.cat([torch.zeros(n), torch.ones(n)]).double()
+    return ([first, second], features), targets, torch.ones_like(targets)
+
+
+def test_conv_scorer_learns_a_pattern_across_scales_a_monotone_mix_cannot():
+    torch.manual_seed(0)
+    aurocs = {}
+    for name, scorer in [("conv", ConvScorer([3, 3])), ("learned", DeviationScorer([3, 3]))]:
+        scorer = scorer.double()
+        optimizer = torch.optim.Adam(scorer.parameters(), lr=scorer.learning_rate)
+        for step in range(150):
+            optimizer.zero_grad()
+            stage2_loss(scorer, crossed_scales(64, step)).backward()
+            optimizer.step()
+        outputs, targets, _ = crossed_scales(200, 1000)
+        with torch.no_grad():
+            aurocs[name] = roc_auc_score(targets.numpy(), scorer(*outputs).numpy())
+    assert aurocs["conv"] > 0.95
+    assert aurocs["learned"] < 0.65
+
+
+def test_stage2_echoes_each_batch(monkeypatch):
+    import skmcad.stage2
+    calls = []
+    original = skmcad.stage2.stage2_loss
+    monkeypatch.setattr(skmcad.stage2, "stage2_loss",
+                        lambda *a: (calls.append(1), original(*a))[1])
+    scorer = ConvScorer(CHANNELS).double()
+    scorer.fit_statistics([batch(20, 0)])
+    x = torch.rand(16, 1, 4, 4, dtype=torch.float64)
+    config = StageConfig(epochs=1, batch_size=8, learning_rate=1e-3)
+    train_stage2(FixedNetwork(), scorer, x, config, torch.Generator().manual_seed(0))
+    assert len(calls) == 2 * scorer.echo_steps  # two batches, echoed
+    assert scorer.net[-1].weight.abs().sum() > 0
+
+
 class FixedNetwork(torch.nn.Module):
     """Deviation maps and features of the tests' batches, whatever the input."""
 
@@ -97,9 +157,10 @@ def test_hybrid_heads_learn_from_the_labelled_anomalies():
     x = torch.rand(16, 1, 4, 4, dtype=torch.float64)
     labelled = torch.rand(4, 1, 4, 4, dtype=torch.float64)
     g = torch.Generator().manual_seed(0)
-    without = stage2_loss(network, HybridScorer(CHANNELS).double(), x, g)
+    without = stage2_loss(HybridScorer(CHANNELS).double(), stage2_batch(network, x, g))
     g = torch.Generator().manual_seed(0)
-    with_labels = stage2_loss(network, HybridScorer(CHANNELS).double(), x, g, labelled)
+    with_labels = stage2_loss(HybridScorer(CHANNELS).double(),
+                              stage2_batch(network, x, g, labelled))
     assert not torch.isclose(without, with_labels)
     trained = {}
     for name, anomalies in [("one-class", None), ("unbalanced", labelled)]:
@@ -120,11 +181,12 @@ def test_build_scorer_names():
     assert build_scorer("learned", Net(), discriminative=True).head is not None
     assert not build_scorer("gaussian", Net()).normalise
     assert type(build_scorer("hybrid", Net())) is HybridScorer
+    assert type(build_scorer("conv", Net())) is ConvScorer
     with pytest.raises(ValueError, match="scorer must be one of"):
         build_scorer("vote", Net())
 
 
-@pytest.mark.parametrize("scorer", ["gaussian", "hybrid"])
+@pytest.mark.parametrize("scorer", ["gaussian", "hybrid", "conv"])
 def test_detector_with_each_scorer_scores_and_maps(digits, tiny_params, scorer):
     X, y = digits
     det = MCADDetector(**{**tiny_params, "scorer": scorer}).fit(X[:300][y[:300] == 0])
@@ -149,3 +211,18 @@ def test_hybrid_scorer_in_the_unbalanced_setting(digits, tiny_params):
     assert heads.abs().sum() > 0
     test = np.r_[np.flatnonzero(y[600:] == 0), np.flatnonzero(y[600:] == 1)] + 600
     assert roc_auc_score(y[test] == 1, det.decision_function(X[test])) > 0.9
+
+
+def test_conv_scorer_in_the_unbalanced_setting_has_the_descriptor_head(digits, tiny_params):
+    X, y = digits
+    normal = np.flatnonzero(y[:600] == 0)
+    ones = np.flatnonzero(y[:600] == 1)[:6]
+    train = np.r_[normal, ones]
+    det = MCADDetector(**{**tiny_params, "scorer": "conv", "setting": "unbalanced"}).fit(
+        X[train], (y[train] == 1).astype(int))
+    assert det.scorer_.head is not None and det.scorer_.head.weight.abs().sum() > 0
+    assert det.scorer_.net[-1].weight.abs().sum() > 0  # the CNN moved from zero too
+    test = np.r_[np.flatnonzero(y[600:] == 0), np.flatnonzero(y[600:] == 1)] + 600
+    assert roc_auc_score(y[test] == 1, det.decision_function(X[test])) > 0.9
+    one_class = MCADDetector(**{**tiny_params, "scorer": "conv"}).fit(X[normal])
+    assert one_class.scorer_.head is None

@@ -44,6 +44,7 @@ VARIANTS = {
     "mcad-grid": {"memory": "grid"},
     "mcad-gaussian": {"scorer": "gaussian"},
     "mcad-hybrid": {"scorer": "hybrid"},
+    "mcad-conv": {"scorer": "conv"},
 }
 
 

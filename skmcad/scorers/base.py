@@ -8,7 +8,9 @@ features and their memory reads and the feature maps ``F_s`` (B, C_s, H_s, W_s) 
 - ``forward(maps, features)`` gives one score per input, higher = more anomalous (a logit
   where stage 2 trains the scorer);
 - ``anomaly_maps(maps, features, size)`` gives the dense (B, H, W) map at ``size``;
-- ``trainable`` says whether stage 2 trains it against synthetic (and labelled) anomalies.
+- ``trainable`` says whether stage 2 trains it against synthetic (and labelled) anomalies,
+  with Adam at ``learning_rate``, ``echo_steps`` optimiser steps per batch of frozen outputs
+  (:func:`skmcad.stage2.train_stage2`).
 """
 
 import torch
@@ -20,6 +22,10 @@ class Scorer(nn.Module):
     """Base of the stage-2 scorers (see the module's description of the interface)."""
 
     trainable = True
+    # few parameters on standardised deviations: a large fixed step size trains a scorer in
+    # a few epochs whatever the learning rate of stage 1
+    learning_rate = 0.05
+    echo_steps = 1
 
     def fit_statistics(self, outputs):
         raise NotImplementedError

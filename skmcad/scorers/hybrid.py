@@ -1,15 +1,14 @@
 """A dense hybrid scorer: memory deviation plus a discriminative head at every position
 (as DenseHybrid, Grcic et al. 2022)."""
 
-import torch
 from torch import nn
 import torch.nn.functional as F
 
 from .base import upsampled
-from .learned import DeviationScorer, pooled_statistics
+from .learned import DenseScorer, finest_size
 
 
-class HybridScorer(DeviationScorer):
+class HybridScorer(DenseScorer):
     """Per position ``a_s = w_s * z_s + h_s(F_s)``; the map is their mean over scales.
 
     ``z_s`` is scale ``s``'s standardised deviation map (as in :class:`DeviationScorer`)
@@ -37,21 +36,13 @@ class HybridScorer(DeviationScorer):
         for head in self.heads:
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
-        self.pool_logits = nn.Parameter(torch.zeros(3))
 
     def dense_map(self, maps, features, size=None):
         """(B, H, W): the hybrid map, at ``size`` or the finest scale's grid."""
-        size = size or max((m.shape[-2:] for m in maps), key=lambda hw: hw[0] * hw[1])
+        size = size or finest_size(maps)
         per_scale = []
         for z, f, weight, head in zip(self.standardise(maps), features, self.scale_weights,
                                       self.heads):
             f = F.normalize(f, dim=1) if self.normalise else f
             per_scale.append(weight * z + head(f)[:, 0])  # (B, H_s, W_s)
         return sum(upsampled(per_scale, size)) / len(per_scale)
-
-    def forward(self, maps, features):
-        stats = pooled_statistics(self.dense_map(maps, features), self.top_fraction)  # (B, 3)
-        return (stats * self.pool_logits.softmax(0)).sum(1) + self.bias
-
-    def anomaly_maps(self, maps, features, size):
-        return self.dense_map(maps, features, size)

@@ -101,3 +101,34 @@ class DeviationScorer(Scorer):
         total = sum(w * z for w, z in zip(self.scale_weights,
                                           upsampled(self.standardise(maps), size)))
         return total / len(maps)  # (B, H, W)
+
+
+class DenseScorer(DeviationScorer):
+    """Base of the scorers whose image score pools one dense map: ``dense_map(maps,
+    features, size)`` gives the (B, H, W) map, the score is its learned mix of mean,
+    top-fraction mean and maximum plus a bias (plus, with ``discriminative``, the linear head
+    on pooled descriptors of :class:`DeviationScorer`), and :meth:`anomaly_maps` is the map
+    itself."""
+
+    def __init__(self, channels, top_fraction=0.1, scale_prior=None, discriminative=False):
+        super().__init__(channels, top_fraction, discriminative=discriminative,
+                         scale_prior=scale_prior)
+        self.pool_logits = nn.Parameter(torch.zeros(3))
+
+    def dense_map(self, maps, features, size=None):
+        raise NotImplementedError
+
+    def forward(self, maps, features):
+        stats = pooled_statistics(self.dense_map(maps, features), self.top_fraction)  # (B, 3)
+        score = (stats * self.pool_logits.softmax(0)).sum(1) + self.bias
+        if self.head is not None:
+            score = score + self.head(pooled_descriptors(features))[:, 0]
+        return score
+
+    def anomaly_maps(self, maps, features, size):
+        return self.dense_map(maps, features, size)
+
+
+def finest_size(maps):
+    """(H, W) of the map with the most positions."""
+    return max((m.shape[-2:] for m in maps), key=lambda hw: hw[0] * hw[1])
