@@ -33,9 +33,9 @@ def stage2_batch(network, x, generator, anomalies=None):
     parts = [x, synthetic_anomalies(x, generator)]
     if anomalies is not None:
         parts.append(anomalies)
-    outputs = frozen_outputs(network, torch.cat(parts))
-    n_total = sum(len(part) for part in parts)
-    targets = torch.ones(n_total, dtype=x.dtype, device=x.device)
+    inputs = torch.cat(parts)
+    outputs = frozen_outputs(network, inputs)
+    targets = torch.ones(len(inputs), dtype=x.dtype, device=x.device)
     targets[:len(x)] = 0.0
     weights = torch.ones_like(targets)
     if anomalies is not None:

@@ -69,6 +69,14 @@ def test_gaussian_scores_are_bounded_and_grow_with_distance():
     assert not scorer.trainable and not list(scorer.parameters())
 
 
+def mean_standardised_map(scorer, maps):
+    """The mean of the two scales' standardised deviations on the 4x4 grid, by hand."""
+    z = [(d - m) / s for d, m, s in zip(maps, scorer.map_mean, scorer.map_std)]
+    coarse = torch.nn.functional.interpolate(z[1][:, None], size=(4, 4), mode="bilinear",
+                                             align_corners=False)[:, 0]
+    return (z[0] + coarse) / 2
+
+
 def test_hybrid_outputs_and_start():
     scorer = HybridScorer(CHANNELS).double()
     scorer.fit_statistics([batch(20, 0)])
@@ -77,10 +85,8 @@ def test_hybrid_outputs_and_start():
     assert scorer.dense_map(maps, features).shape == (6, 4, 4)  # the finest scale's grid
     assert scorer.anomaly_maps(maps, features, (8, 8)).shape == (6, 8, 8)
     # heads start at zero: the map is the mean of the standardised deviations, upsampled
-    z = [(d - m) / s for d, m, s in zip(maps, scorer.map_mean, scorer.map_std)]
-    coarse = torch.nn.functional.interpolate(z[1][:, None], size=(4, 4), mode="bilinear",
-                                             align_corners=False)[:, 0]
-    torch.testing.assert_close(scorer.dense_map(maps, features), (z[0] + coarse) / 2)
+    torch.testing.assert_close(scorer.dense_map(maps, features),
+                               mean_standardised_map(scorer, maps))
 
 
 def test_conv_outputs_and_start():
@@ -91,10 +97,8 @@ def test_conv_outputs_and_start():
     assert scorer.dense_map(maps, features).shape == (6, 4, 4)
     assert scorer.anomaly_maps(maps, features, (8, 8)).shape == (6, 8, 8)
     # the CNN's last layer starts at zero: the map is the mean of the standardised deviations
-    z = [(d - m) / s for d, m, s in zip(maps, scorer.map_mean, scorer.map_std)]
-    coarse = torch.nn.functional.interpolate(z[1][:, None], size=(4, 4), mode="bilinear",
-                                             align_corners=False)[:, 0]
-    torch.testing.assert_close(scorer.dense_map(maps, features), (z[0] + coarse) / 2)
+    torch.testing.assert_close(scorer.dense_map(maps, features),
+                               mean_standardised_map(scorer, maps))
 
 
 def crossed_scales(n, seed):
