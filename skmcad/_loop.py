@@ -76,11 +76,15 @@ class EpochProgress:
             self.bar.close()
 
 
-def run_epochs(step_loss, X, config, optimizer, generator, stage, schedule=None):
+def run_epochs(step_loss, X, config, optimizer, generator, stage, schedule=None,
+               prepare=None, repeats=1):
     """Train for ``config.epochs`` epochs of random mini-batches of ``X``.
 
-    ``step_loss(index)`` returns the loss of the batch ``X[index]``; each step back-propagates
-    it and steps ``optimizer`` (and ``schedule``). Returns the mean loss of each epoch.
+    ``step_loss(batch)`` returns the loss of a batch, where ``batch`` is ``prepare(index)``
+    (the indices ``index`` of ``X`` themselves without ``prepare``); each step
+    back-propagates it and steps ``optimizer`` (and ``schedule``). A prepared batch serves
+    ``repeats`` steps (data echoing: worth it where preparing costs more than a step).
+    Returns the mean loss of each epoch (of each batch's last step).
     """
     history, progress = [], EpochProgress(config.epochs, config.verbose, stage)
     try:
@@ -88,12 +92,14 @@ def run_epochs(step_loss, X, config, optimizer, generator, stage, schedule=None)
             losses = []
             for index in minibatches(len(X), config.batch_size, generator,
                                      epoch_batches(X, config.batch_size)):
-                loss = step_loss(index)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if schedule is not None:
-                    schedule.step()
+                batch = index if prepare is None else prepare(index)
+                for _ in range(repeats):
+                    loss = step_loss(batch)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    if schedule is not None:
+                        schedule.step()
                 losses.append(loss.detach())
             history.append(_epoch_mean(losses))
             progress.report(epoch, history[-1])

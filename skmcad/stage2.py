@@ -63,13 +63,9 @@ def train_stage2(network, scorer, X, config, generator, anomalies=None):
         return []
     optimizer = torch.optim.Adam(scorer.parameters(), lr=scorer.learning_rate)
 
-    def step_loss(index):
-        batch = stage2_batch(network, X[index], generator,
-                             anomaly_batch(anomalies, len(index), generator))
-        for _ in range(scorer.echo_steps - 1):
-            optimizer.zero_grad(set_to_none=True)
-            stage2_loss(scorer, batch).backward()
-            optimizer.step()
-        return stage2_loss(scorer, batch)
+    def prepare(index):
+        return stage2_batch(network, X[index], generator,
+                            anomaly_batch(anomalies, len(index), generator))
 
-    return run_epochs(step_loss, X, config, optimizer, generator, "stage 2")
+    return run_epochs(lambda batch: stage2_loss(scorer, batch), X, config, optimizer,
+                      generator, "stage 2", prepare=prepare, repeats=scorer.echo_steps)
