@@ -30,12 +30,12 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .nn.efficientnet import INPUT_MEAN, INPUT_STD, STAGE_CHANNELS, fuse_bn, load_pretrained
+from .nn.efficientnet import (BACKBONE_VARIANTS, INPUT_MEAN, INPUT_STD, STAGE_CHANNELS, fuse_bn,
+                              load_pretrained)
 from ._detector import _resolve_device
 from .inputs import infer_layout, iter_batches
 from .nn.positions import positions
 from .nn.pretrained_encoder import DEFAULT_INPUT_SIZE, frozen_stage_maps, local_average
-from .presets import PRETRAINED_BACKBONES
 from .threads import with_torch_threads
 
 __all__ = ["FeatureKNN", "PatchCore", "PaDiM", "greedy_coreset", "backbone_input"]
@@ -76,8 +76,7 @@ def backbone_input(batch, input_size, device):
 
 
 def _load_backbone(name, last_stage, device):
-    variant = name.split("-")[1]  # "efficientnet-lite1" -> "lite1"
-    backbone = fuse_bn(load_pretrained(n_stages=last_stage, variant=variant))
+    backbone = fuse_bn(load_pretrained(n_stages=last_stage, variant=BACKBONE_VARIANTS[name]))
     backbone.requires_grad_(False)
     return backbone.to(device, memory_format=torch.channels_last)
 
@@ -112,7 +111,7 @@ class _FrozenBackboneDetector(BaseDetector):
     """Input checks, device and batching shared by the frozen-backbone baselines."""
 
     _common_constraints = {
-        "backbone": [StrOptions(set(PRETRAINED_BACKBONES))],
+        "backbone": [StrOptions(set(BACKBONE_VARIANTS))],
         "input_size": [Interval(Integral, 8, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "contamination": [Interval(Real, 0, 0.5, closed="right")],

@@ -12,12 +12,13 @@ paper's from-scratch path, with its own defaults. The "cpu" preset is these defa
 "gpu" preset trains longer at a higher resolution on images, and is the "cpu" one on tables.
 """
 
+from .nn.efficientnet import BACKBONE_VARIANTS
 from .nn.pretrained_encoder import TAIL_FROM
 
 AUTO = "auto"
 N_PRETRAINED_STAGES = 7  # EfficientNet-Lite's stages (skmcad.nn.pretrained_encoder)
 # The ImageNet-pretrained backbones: the same stages and channels, Lite1 deeper
-PRETRAINED_BACKBONES = ("efficientnet-lite0", "efficientnet-lite1")
+PRETRAINED_BACKBONES = tuple(BACKBONE_VARIANTS)
 # optimiser steps of the adaptation of the backbone's last stages (skmcad.stage1.adapt_backbone):
 # enough to move the ImageNet features towards the normal class, few enough not to fit its
 # training images (the sweep over steps is in docs/benchmarks.md)

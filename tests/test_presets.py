@@ -123,11 +123,11 @@ def test_a_fitted_cifar_sized_detector_reads_160_px_and_reloads_so(tmp_path):
 
 
 def test_benchmark_baselines_read_the_images_at_mcads_auto_size():
-    from skmcad.benchmark.detectors import BuildContext, _baseline_input_size
+    from skmcad.benchmark.detectors import BuildContext, _baseline_params
 
     def size(side, **user):
-        return _baseline_input_size(BuildContext(n_features=0, random_state=0, kind="image",
-                                                 mcad_params=user, image_side=side))
+        return _baseline_params(BuildContext(n_features=0, random_state=0, kind="image",
+                                             mcad_params=user, image_side=side))["input_size"]
 
     assert (size(32), size(28), size(8)) == (160, 96, 96)
     assert size(32, input_size=128) == 128

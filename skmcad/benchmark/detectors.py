@@ -216,28 +216,30 @@ def _mcad_factory(overrides=None, one_class=False):
     return build
 
 
-def _baseline_input_size(ctx):
+def _baseline_input_size(ctx, mcad):
     """Side images are resized to for the frozen-backbone baselines: MCAD's in the same run
-    (the images' own size when MCAD keeps it; "auto"'s small size when that is unknown)."""
+    (``mcad``, its parameters; the images' own size when MCAD keeps it; "auto"'s small size
+    when that is unknown)."""
     from skmcad.presets import auto_input_size
 
-    size = mcad_params(ctx).get("input_size", "auto")
+    size = mcad.get("input_size", "auto")
     if size == "auto":
         return auto_input_size(ctx.image_side)
     return (ctx.image_side or auto_input_size(None)) if size is None else size
 
 
-def _baseline_backbone(ctx):
+def _baseline_backbone(mcad):
     """The pretrained backbone of the frozen-backbone baselines: MCAD's in the same run
-    (the image default when MCAD trains another)."""
+    (``mcad``, its parameters; the image default when MCAD trains another)."""
     from skmcad.presets import AUTO_BACKBONE, PRETRAINED_BACKBONES
 
-    backbone = mcad_params(ctx).get("backbone", "auto")
+    backbone = mcad.get("backbone", "auto")
     return backbone if backbone in PRETRAINED_BACKBONES else AUTO_BACKBONE["image"]
 
 
 def _baseline_params(ctx):
-    return dict(backbone=_baseline_backbone(ctx), input_size=_baseline_input_size(ctx),
+    mcad = mcad_params(ctx)
+    return dict(backbone=_baseline_backbone(mcad), input_size=_baseline_input_size(ctx, mcad),
                 n_jobs=ctx.n_jobs, random_state=ctx.random_state)
 
 

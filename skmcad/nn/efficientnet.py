@@ -50,6 +50,7 @@ __all__ = [
     "EfficientNetLite",
     "load_pretrained",
     "VARIANTS",
+    "BACKBONE_VARIANTS",
     "weights_path",
     "fuse_bn",
     "normalize_input",
@@ -74,6 +75,8 @@ LITE1_STAGES = tuple((repeats if stage in (0, 6) else math.ceil(1.1 * repeats), 
                      for stage, (repeats, *rest) in enumerate(LITE0_STAGES))
 STAGE_TABLES = {"lite0": LITE0_STAGES, "lite1": LITE1_STAGES}
 VARIANTS = tuple(STAGE_TABLES)
+# The detectors' ``backbone`` names of the variants
+BACKBONE_VARIANTS = {f"efficientnet-{variant}": variant for variant in VARIANTS}
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
 N_CLASSES = 1000

@@ -8,6 +8,8 @@ Every output is a feature map ``(B, C_s, H_s, W_s)``; the tabular encoder return
 import torch.nn.functional as F
 from torch import nn
 
+from .efficientnet import BACKBONE_VARIANTS
+
 
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions with a residual connection (ResNet-18 block)."""
@@ -122,9 +124,9 @@ def build_encoder(layout, config, input_statistics=None):
     """
     backbone, width, input_size = config["backbone"], config["width"], config["input_size"]
     if (backbone == "mlp") != (layout.kind == "tabular"):
+        images = " or ".join(repr(name) for name in ("resnet", *BACKBONE_VARIANTS))
         raise ValueError(f"backbone={backbone!r} does not fit {layout.kind} input; use "
-                         f"'mlp' for tabular data and 'resnet' or 'efficientnet-lite0' (or "
-                         f"'efficientnet-lite1') for images.")
+                         f"'mlp' for tabular data and {images} for images.")
     if backbone == "mlp":
         return MLPEncoder(layout.n_features, width=4 * width)
     if backbone == "resnet":
@@ -134,4 +136,4 @@ def build_encoder(layout, config, input_statistics=None):
 
     return PretrainedEncoder(config["stages"], *input_statistics,
                              input_size or DEFAULT_INPUT_SIZE, config["neighbourhood"],
-                             config["image_scale"], variant=backbone.split("-")[1])
+                             config["image_scale"], variant=BACKBONE_VARIANTS[backbone])
