@@ -21,12 +21,13 @@ from tqdm.auto import tqdm
 from .inputs import (Standardizer, check_binary_labels, check_same_layout, infer_layout,
                      iter_batches)
 from ._loop import StageConfig
+from .frozen_features import FrozenFeatures, frozen_outputs
 from .nn.network import MEMORIES, build_network
-from .nn.neighbour_memory import forget_owners, leave_one_out
+from .nn.neighbour_memory import forget_owners
 from .presets import PRETRAINED_BACKBONES, resolve_params
 from .scorers import SCORERS, build_scorer
 from .stage1 import adapt_backbone, finalize_memories, train_stage1
-from .stage2 import batched_outputs, frozen_outputs, train_stage2
+from .stage2 import train_stage2
 from .threads import with_torch_threads
 
 MIN_SAMPLES = 4
@@ -358,10 +359,11 @@ default="auto"
         history1 = train_stage1(network, normals[train],
                                 self._stage_config(config["stage1_epochs"], batch_size),
                                 generator, anomalies)
-        finalize_memories(network, normals[train], batch_size, generator, owners=rows[train])
-        network.requires_grad_(False)
-        scorer.fit_statistics(batched_outputs(network, normals[holdout], batch_size))
-        history2 = train_stage2(network, scorer, normals[train],
+        network.requires_grad_(False).eval()
+        frozen = FrozenFeatures(network, data, batch_size)
+        finalize_memories(frozen, rows[train], generator)
+        scorer.fit_statistics(frozen.batches(rows[holdout]))
+        history2 = train_stage2(frozen, rows[train], scorer,
                                 self._stage_config(config["stage2_epochs"], batch_size),
                                 generator, anomalies)
         scorer.requires_grad_(False).eval()
@@ -371,7 +373,7 @@ default="auto"
         self._classes = 2  # PyOD's predict_proba reads it
         self.network_, self.scorer_ = network, scorer
         self.history_ = {"backbone": history0, "stage1": history1, "stage2": history2}
-        self.decision_scores_ = self._training_scores(data)
+        self.decision_scores_ = self._training_scores(frozen)
         if not np.isfinite(self.decision_scores_).all():  # fit() then restores the estimator
             raise ValueError(
                 f"Training diverged: the training scores are not finite (mean loss per epoch: "
@@ -619,15 +621,14 @@ default="auto"
     def _score_batch(self, x):
         return self.scorer_(*frozen_outputs(self.network_, x)).double().cpu().numpy()
 
-    def _training_scores(self, data):
-        """Scores of the training rows ``data``, each read as if not in the kNN banks."""
-        scores = np.empty(len(data))
-        batch_size = self.config_["batch_size"]
-        rows = torch.arange(len(data), device=data.device)
-        for start in range(0, len(data), batch_size):
-            with leave_one_out(self.network_, rows[start:start + batch_size]):
-                scores[start:start + batch_size] = self._score_batch(
-                    data[start:start + batch_size])
+    def _training_scores(self, frozen):
+        """Scores of the training rows of ``frozen``, each read as if not in the kNN banks."""
+        scores, start = np.empty(len(frozen.X)), 0
+        rows = torch.arange(len(frozen.X), device=frozen.X.device)
+        for outputs in frozen.batches(rows, unseen=True):
+            batch = self.scorer_(*outputs).double().cpu().numpy()
+            scores[start:start + len(batch)] = batch
+            start += len(batch)
         forget_owners(self.network_)
         return scores
 

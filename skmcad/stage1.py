@@ -117,33 +117,33 @@ def train_stage1(network, X, config, generator, anomalies=None):
 
 
 @torch.no_grad()
-def finalize_memories(network, X, batch_size, generator, owners=None):
+def finalize_memories(frozen, rows, generator):
     """Fill the kNN banks (the input scale of tables, the image scale, every scale without
-    a learned memory) with training features, after stage 1.
+    a learned memory) with the features of the training rows ``rows`` of ``frozen`` (a
+    :class:`~skmcad.frozen_features.FrozenFeatures`), after stage 1.
 
     Each batch contributes its share of a random ``bank_size`` of the training positions,
-    so the banks never hold more than that at once. ``owners`` (len(X),) names each sample
-    (for :func:`skmcad.nn.neighbour_memory.leave_one_out`); default: its index in ``X``.
+    so the banks never hold more than that at once. Each stored vector keeps the row it
+    came from (for :func:`skmcad.nn.neighbour_memory.leave_one_out`).
     """
+    network = frozen.network
     banks = [not _learns(memory) for memory in network.memories]
     if not any(banks):
         return
-    if owners is None:
-        owners = torch.arange(len(X), device=X.device)
     network.eval()
     kept = [([], []) for _ in banks]
-    for start in range(0, len(X), batch_size):
-        features = network.features(X[start:start + batch_size])
-        for (parts, who), memory, f, bank in zip(kept, network.memories, features, banks):
+    for start in range(0, len(rows), frozen.batch_size):
+        batch = rows[start:start + frozen.batch_size]
+        for (parts, who), memory, f, bank in zip(kept, network.memories,
+                                                 frozen.features(batch), banks):
             if not bank:
                 continue
             vectors = positions(f)  # (B*H*W, C)
-            share = -(-memory.bank_size * len(vectors) // (len(X) * f.shape[2] * f.shape[3]))
+            share = -(-memory.bank_size * len(vectors) // (len(rows) * f.shape[2] * f.shape[3]))
             pick = torch.randperm(len(vectors), generator=generator,
                                   device=vectors.device)[:share]
             parts.append(vectors[pick])
-            per_position = owners[start:start + len(f)].repeat_interleave(f.shape[2] * f.shape[3])
-            who.append(per_position[pick])
+            who.append(batch.repeat_interleave(f.shape[2] * f.shape[3])[pick])
     for (parts, who), memory, bank in zip(kept, network.memories, banks):
         if bank:
             memory.initialize_from(torch.cat(parts)[:, :, None, None], generator,

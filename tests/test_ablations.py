@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from skmcad import MCADDetector
-from skmcad.nn.neighbour_memory import NearestNeighbourMemory, forget_owners, leave_one_out
+from skmcad.nn.neighbour_memory import (NearestNeighbourMemory, forget_owners, leave_one_out,
+                                         own_vectors)
 
 
 def test_no_memory_deviation_is_the_nearest_training_feature_distance(digits, tiny_params):
@@ -72,3 +73,14 @@ def test_training_samples_are_not_their_own_neighbours_while_left_out():
     torch.testing.assert_close(retrieved[:, :, 0, 0], queries[others])
     forget_owners(network)
     assert torch.equal(memory(features)[0], features)  # outside the block: itself again
+
+
+def test_own_vectors_are_those_of_each_querys_sample():
+    g = torch.Generator().manual_seed(0)
+    bank_owners = torch.randint(0, 30, (200,), generator=g)  # samples 0-29, some absent
+    query_owners = torch.cat([torch.randint(-1, 35, (50,), generator=g), bank_owners[:3]])
+    rows, columns = own_vectors(bank_owners, query_owners)
+    found = torch.zeros(len(query_owners), len(bank_owners), dtype=torch.bool)
+    found[rows, columns] = True
+    assert len(rows) == int(found.sum())  # each pair once
+    assert torch.equal(found, query_owners[:, None] == bank_owners[None])

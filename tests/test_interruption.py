@@ -11,6 +11,7 @@ import torch
 from sklearn.base import clone
 
 import skmcad._detector
+import skmcad.frozen_features
 import skmcad.inputs
 import skmcad._loop
 import skmcad.stage1
@@ -53,7 +54,8 @@ FAILURE_POINTS = [
     (skmcad.inputs.Standardizer, "transform", 1),
     (skmcad.stage1, "stage1_loss", 2),
     (skmcad._detector, "finalize_memories", 1),
-    (skmcad._detector, "batched_outputs", 1),
+    (skmcad._detector, "FrozenFeatures", 1),
+    (skmcad.frozen_features.FrozenFeatures, "outputs", 2),
     (skmcad.stage2, "stage2_loss", 3),
     (skmcad._detector, "train_stage2", 1),
     (MCADDetector, "_training_scores", 1),

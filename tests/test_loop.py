@@ -21,7 +21,7 @@ def _fit_mean(repeats, prepare=None, batch_size=4, epochs=2):
     config = StageConfig(epochs=epochs, batch_size=batch_size, learning_rate=0.1)
     history = run_epochs(step_loss, X, config, optimizer, torch.Generator().manual_seed(0),
                          "test", prepare=prepare, repeats=repeats)
-    return history, float(weight), calls
+    return history, float(weight.detach()), calls
 
 
 def test_each_prepared_batch_serves_repeats_steps():

@@ -8,6 +8,7 @@ from sklearn.metrics import roc_auc_score
 from skmcad import MCADDetector
 from skmcad.scorers import (ConvScorer, DeviationScorer, GaussianScorer, HybridScorer,
                             build_scorer)
+from skmcad.frozen_features import FrozenFeatures
 from skmcad.stage2 import stage2_batch, stage2_loss, train_stage2
 from skmcad._loop import StageConfig
 
@@ -141,7 +142,8 @@ def test_stage2_echoes_each_batch(monkeypatch):
     scorer.fit_statistics([batch(20, 0)])
     x = torch.rand(16, 1, 4, 4, dtype=torch.float64)
     config = StageConfig(epochs=1, batch_size=8, learning_rate=1e-3)
-    train_stage2(FixedNetwork(), scorer, x, config, torch.Generator().manual_seed(0))
+    train_stage2(FrozenFeatures(FixedNetwork(), x, 8), torch.arange(16), scorer, config,
+                 torch.Generator().manual_seed(0))
     assert len(calls) == 2 * scorer.echo_steps  # two batches, echoed
     assert scorer.net[-1].weight.abs().sum() > 0
 
@@ -150,28 +152,37 @@ class FixedNetwork(torch.nn.Module):
     """Deviation maps and features of the tests' batches, whatever the input."""
 
     distance = "cosine"
+    memories = []
 
-    def deviation_maps(self, x, with_features=False):
+    def features(self, x):
+        return [x]
+
+    def deviations(self, features, with_features=False):
+        x = features[0]
         maps, features = batch(len(x), int(x[0, 0, 0, 0] * 1000) % 97)
         return (maps, features) if with_features else maps
 
+    def deviation_maps(self, x, with_features=False):
+        return self.deviations(self.features(x), with_features)
+
 
 def test_hybrid_heads_learn_from_the_labelled_anomalies():
-    network = FixedNetwork()
     x = torch.rand(16, 1, 4, 4, dtype=torch.float64)
+    frozen, rows = FrozenFeatures(FixedNetwork(), x, 8), torch.arange(16)
     labelled = torch.rand(4, 1, 4, 4, dtype=torch.float64)
     g = torch.Generator().manual_seed(0)
-    without = stage2_loss(HybridScorer(CHANNELS).double(), stage2_batch(network, x, g))
+    without = stage2_loss(HybridScorer(CHANNELS).double(), stage2_batch(frozen, rows, g))
     g = torch.Generator().manual_seed(0)
     with_labels = stage2_loss(HybridScorer(CHANNELS).double(),
-                              stage2_batch(network, x, g, labelled))
+                              stage2_batch(frozen, rows, g, labelled))
     assert not torch.isclose(without, with_labels)
     trained = {}
     for name, anomalies in [("one-class", None), ("unbalanced", labelled)]:
         scorer = HybridScorer(CHANNELS).double()
         scorer.fit_statistics([batch(20, 0)])
         config = StageConfig(epochs=2, batch_size=8, learning_rate=1e-3)
-        train_stage2(network, scorer, x, config, torch.Generator().manual_seed(0), anomalies)
+        train_stage2(frozen, rows, scorer, config, torch.Generator().manual_seed(0),
+                     anomalies)
         trained[name] = torch.cat([h.weight.flatten() for h in scorer.heads])
         assert trained[name].abs().sum() > 0  # the heads moved from zero
     assert not torch.allclose(trained["one-class"], trained["unbalanced"])

@@ -95,8 +95,7 @@ class NearestNeighbourMemory(nn.Module):
             # closeness: higher = nearer, (n, N_bank)
             closeness = F.normalize(part, dim=1) @ bank.T if cosine else -torch.cdist(part, bank)
             if owners is not None:  # a training sample is not its own neighbour
-                own = owners[start:start + len(part), None] == self.owners[None]
-                closeness = closeness.masked_fill(own, float("-inf"))
+                closeness[own_vectors(self.owners, owners[start:start + len(part)])] = -torch.inf
             found.append(closeness.topk(k, dim=1).indices[:, -1])  # (n,)
         return torch.cat(found)
 
@@ -110,6 +109,23 @@ class NearestNeighbourMemory(nn.Module):
         retrieved = retrieved.reshape(batch, height, width, channels).permute(0, 3, 1, 2)
         attention = features.new_ones(batch * height * width, 1)
         return retrieved, attention
+
+
+def own_vectors(bank_owners, query_owners):
+    """Where each query meets a stored vector of its own sample: ``(rows, columns)`` with
+    ``bank_owners[columns[i]] == query_owners[rows[i]]``, each such pair once.
+    ``bank_owners`` (N_bank,) names the sample of each stored vector, ``query_owners`` (n,)
+    that of each query. Masking these few entries costs far less than comparing every query
+    with every stored vector."""
+    order = torch.argsort(bank_owners, stable=True)  # the bank's vectors grouped by sample
+    samples, counts = torch.unique_consecutive(bank_owners[order], return_counts=True)
+    group = torch.searchsorted(samples, query_owners).clamp(max=len(samples) - 1)  # (n,)
+    n_own = torch.where(samples[group] == query_owners, counts[group], 0)  # (n,)
+    rows = torch.arange(len(query_owners), device=n_own.device).repeat_interleave(n_own)
+    first = (counts.cumsum(0) - counts)[group].repeat_interleave(n_own)
+    rank = torch.arange(len(rows), device=rows.device) - (
+        n_own.cumsum(0) - n_own).repeat_interleave(n_own)  # each vector's place in its group
+    return rows, order[first + rank]
 
 
 @contextmanager

@@ -121,7 +121,10 @@ class MCADNetwork(nn.Module):
     def deviation_maps(self, x, with_features=False):
         """Per-scale deviation maps ``D_s``, each (B, H_s, W_s); with ``with_features``,
         also the feature maps ``F_s`` they come from."""
-        features = self.features(x)
+        return self.deviations(self.features(x), with_features)
+
+    def deviations(self, features, with_features=False):
+        """:meth:`deviation_maps` of feature maps ``F_s`` already computed."""
         maps = [deviation(f, retrieved, self.distance)
                 for f, (retrieved, _) in zip(features, self.read(features))]
         return (maps, features) if with_features else maps
