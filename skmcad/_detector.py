@@ -347,9 +347,10 @@ default="auto"
         data = self._to_tensor(X, layout, standardizer, device, dtype)
         rows = torch.from_numpy(normal_rows).to(device)  # each normal's row in data
         normals = data[rows]
-        anomalies = None
+        anomaly_rows = anomalies = None
         if labels.any():
-            anomalies = data[torch.from_numpy(np.flatnonzero(labels == 1)).to(device)]
+            anomaly_rows = torch.from_numpy(np.flatnonzero(labels == 1)).to(device)
+            anomalies = data[anomaly_rows]
         network, scorer = self._build_modules(config, layout, standardizer, seed, device, dtype)
         generator = torch.Generator(device=device).manual_seed(seed)
         train, holdout = _holdout_split(len(normals), generator)
@@ -365,7 +366,7 @@ default="auto"
         scorer.fit_statistics(frozen.batches(rows[holdout]))
         history2 = train_stage2(frozen, rows[train], scorer,
                                 self._stage_config(config["stage2_epochs"], batch_size),
-                                generator, anomalies)
+                                generator, anomaly_rows)
         scorer.requires_grad_(False).eval()
 
         self.config_ = config
@@ -425,12 +426,8 @@ default="auto"
         """
         check_is_fitted(self)
         X = self._validate_input(X, reset=False)
-        # Filled in place: a list of per-batch arrays interleaves small long-lived blocks with
-        # each batch's large short-lived ones, and the heap then grows with n (fragmentation).
-        scores, start = np.empty(len(X)), 0
-        for x in self._standardised_batches(X, "scoring"):
-            scores[start:start + len(x)] = self._score_batch(x)
-            start += len(x)
+        scores = _filled(len(X), (self._score_batch(x)
+                                  for x in self._standardised_batches(X, "scoring")))
         return _check_finite_output(scores, "scores")
 
     def score_samples(self, X):
@@ -623,12 +620,9 @@ default="auto"
 
     def _training_scores(self, frozen):
         """Scores of the training rows of ``frozen``, each read as if not in the kNN banks."""
-        scores, start = np.empty(len(frozen.X)), 0
         rows = torch.arange(len(frozen.X), device=frozen.X.device)
-        for outputs in frozen.batches(rows, unseen=True):
-            batch = self.scorer_(*outputs).double().cpu().numpy()
-            scores[start:start + len(batch)] = batch
-            start += len(batch)
+        scores = _filled(len(rows), (self.scorer_(*outputs).double().cpu().numpy()
+                                     for outputs in frozen.batches(rows, unseen=True)))
         forget_owners(self.network_)
         return scores
 
@@ -808,6 +802,17 @@ def _draw_seed(random_state):
     if isinstance(random_state, Integral):
         return int(random_state) % (2 ** 31)
     return int(random_state.randint(2 ** 31))
+
+
+def _filled(n, batches):
+    """The (n,) array of the consecutive arrays ``batches``, filled in place: a list of
+    per-batch arrays interleaves small long-lived blocks with each batch's large
+    short-lived ones, and the heap then grows with n (fragmentation)."""
+    values, start = np.empty(n), 0
+    for batch in batches:
+        values[start:start + len(batch)] = batch
+        start += len(batch)
+    return values
 
 
 def _holdout_split(n, generator):

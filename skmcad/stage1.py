@@ -76,8 +76,8 @@ def stage1_loss(network, x1, x2, config, anomalies=None):
 
 
 def anomaly_batch(anomalies, batch_size, generator):
-    """A random batch of labelled anomalies (a quarter of a normal batch, at least 2), or
-    None in the one-class setting."""
+    """A random batch of the labelled anomalies ``anomalies`` (samples, or their row
+    indices; a quarter of a normal batch, at least 2), or None in the one-class setting."""
     if anomalies is None:
         return None
     size = max(2, batch_size // 4)

@@ -6,30 +6,29 @@ import torch.nn.functional as F
 
 from ._loop import run_epochs
 from .augmentations import synthetic_anomalies
-from .frozen_features import frozen_outputs
 from .stage1 import anomaly_batch
 
 
-def stage2_batch(frozen, rows, generator, anomalies=None):
+def stage2_batch(frozen, rows, generator, anomaly_rows=None):
     """What the scorer trains on for the normal training rows ``rows`` of ``frozen`` (a
     :class:`~skmcad.frozen_features.FrozenFeatures`): ``(outputs, targets, weights)``.
 
     The outputs are those of the rows (target 0), of their synthetic anomalies (target 1)
-    and, in the unbalanced setting, of the labelled ``anomalies`` (target 1, weighted to as
-    much total weight as the synthetic ones).
+    and, in the unbalanced setting, of the labelled anomalies ``anomaly_rows`` of ``frozen``
+    (target 1, weighted to as much total weight as the synthetic ones).
     """
     parts = [frozen.outputs(rows),
              frozen.outputs(rows, synthetic_anomalies(frozen.X[rows], generator))]
-    if anomalies is not None:
-        parts.append(frozen_outputs(frozen.network, anomalies))
+    if anomaly_rows is not None:
+        parts.append(frozen.outputs(anomaly_rows))
     # [maps, features]: each scale's parts concatenated
     outputs = [[torch.cat(scale) for scale in zip(*kind)] for kind in zip(*parts)]
     n, dtype, device = len(rows), frozen.X.dtype, frozen.X.device
     targets = torch.ones(len(outputs[0][0]), dtype=dtype, device=device)
     targets[:n] = 0.0
     weights = torch.ones_like(targets)
-    if anomalies is not None:
-        weights[2 * n:] = n / len(anomalies)
+    if anomaly_rows is not None:
+        weights[2 * n:] = n / len(anomaly_rows)
     return outputs, targets, weights
 
 
@@ -40,11 +39,11 @@ def stage2_loss(scorer, batch):
     return F.binary_cross_entropy_with_logits(logits, targets, weight=weights)
 
 
-def train_stage2(frozen, rows, scorer, config, generator, anomalies=None):
+def train_stage2(frozen, rows, scorer, config, generator, anomaly_rows=None):
     """Fit a trainable scorer on the frozen network's deviation maps of the normal training
-    rows ``rows`` of ``frozen`` (a :class:`~skmcad.frozen_features.FrozenFeatures`) and of
-    their synthetic anomalies; returns the mean loss of each epoch (none for a scorer stage
-    2 does not train).
+    rows ``rows`` of ``frozen`` (a :class:`~skmcad.frozen_features.FrozenFeatures`), of
+    their synthetic anomalies and of the labelled anomalies ``anomaly_rows``; returns the
+    mean loss of each epoch (none for a scorer stage 2 does not train).
 
     Each batch's outputs are computed once and reused for ``scorer.echo_steps`` optimiser
     steps (data echoing): the frozen network's forward pass is the cost, the scorer's step
@@ -57,7 +56,7 @@ def train_stage2(frozen, rows, scorer, config, generator, anomalies=None):
 
     def prepare(index):
         return stage2_batch(frozen, rows[index], generator,
-                            anomaly_batch(anomalies, len(index), generator))
+                            anomaly_batch(anomaly_rows, len(index), generator))
 
     return run_epochs(lambda batch: stage2_loss(scorer, batch), frozen.X[rows], config,
                       optimizer, generator, "stage 2", prepare=prepare,

@@ -167,9 +167,9 @@ class FixedNetwork(torch.nn.Module):
 
 
 def test_hybrid_heads_learn_from_the_labelled_anomalies():
-    x = torch.rand(16, 1, 4, 4, dtype=torch.float64)
-    frozen, rows = FrozenFeatures(FixedNetwork(), x, 8), torch.arange(16)
-    labelled = torch.rand(4, 1, 4, 4, dtype=torch.float64)
+    x = torch.rand(20, 1, 4, 4, dtype=torch.float64)  # 16 normal rows, 4 labelled anomalies
+    frozen, rows, labelled = FrozenFeatures(FixedNetwork(), x, 8), torch.arange(16), \
+        torch.arange(16, 20)
     g = torch.Generator().manual_seed(0)
     without = stage2_loss(HybridScorer(CHANNELS).double(), stage2_batch(frozen, rows, g))
     g = torch.Generator().manual_seed(0)
