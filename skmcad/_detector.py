@@ -63,7 +63,7 @@ class MCADDetector(BaseDetector):
         With the pretrained backbone, about how many optimiser steps (of 64 images; rounded
         to whole epochs, at least one and at most 8) stage 1 first spends fine-tuning the
         backbone's last two stages (6 and 7, when read) to the normal class, by mean-shifted
-        contrast around the normal mean (:func:`skmcad.stage1.adapt_backbone`); "auto" is 100, 0
+        contrast around the normal mean (:func:`skmcad.stage1.adapt_backbone`); "auto" is 60, 0
         keeps the backbone frozen. Other backbones take "auto" or 0.
     image_scale : bool or "auto", default="auto"
         With the pretrained backbone, add the whole image as the coarsest scale: the
@@ -178,7 +178,7 @@ default="auto"
     -----
     "auto" takes the configuration measured by the package's benchmark on 2 CPU cores, by
     encoder (``skmcad.presets.AUTO_VALUES``): for "efficientnet-lite0" and "-lite1" 160-px
-    input (96 px for images under 32 px a side), the last 2 stages adapted by 100 steps and
+    input (96 px for images under 32 px a side), the last 2 stages adapted by 60 steps and
     read by kNN banks, 0 + 1 epochs in batches of 256 (2 + 1 with a learned memory of 256
     prototypes or labelled anomalies); for "mlp" 5 scales, 32 prototypes per memory, 5 + 1
     epochs in batches of 128 (on tables an epoch is at most 10 batches); for "resnet" 3

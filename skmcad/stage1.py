@@ -155,8 +155,8 @@ def finalize_memories(frozen, rows, generator):
 # ImageNet features without forgetting them: at 160 px, 5e-6 scored as 1e-5 and 3e-5 lower).
 ADAPT = dict(batch_size=64, learning_rate=1e-5, temperature=0.25, weight_decay=5e-5)
 # At most this many epochs: on a small training set ``adapt_steps`` would otherwise mean
-# many passes over few images (on CIFAR-10 classes of 1,000 images the gain peaked after 6-8
-# epochs of 15 batches).
+# many passes over few images (on CIFAR-10 classes of 1,000 images at 160 px, 4 epochs of 15
+# batches scored above 7: docs/benchmarks.md, "How long to adapt").
 ADAPT_MAX_EPOCHS = 8
 # Views of each image, drawn once: itself, its mirror image and this many random crops of
 # at least half its area (mirrored at random); a step contrasts two different ones.

@@ -7,6 +7,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from .positions import positions
+from .pretrained_encoder import native_bfloat16
+
+# Banks of at least this many vectors, read by cosine on a device with native bfloat16, are
+# searched in two passes: bfloat16 similarities pick each query's PRESELECT - 1 + k best
+# candidates, float32 ones choose the k-th nearest among them. The bfloat16 product runs at
+# about twice float32's speed on such CPUs (this search is almost half of a CIFAR-10 image's
+# scoring time); its rounding (about 0.004 of a cosine) can reorder near neighbours, which
+# the float32 pass puts back, so a read differs from the one-pass search only where the true
+# neighbour is not among the candidates.
+TWO_PASS_MIN_BANK = 4096
+PRESELECT = 8
 
 
 class NearestNeighbourMemory(nn.Module):
@@ -90,12 +101,21 @@ class NearestNeighbourMemory(nn.Module):
         cosine = self.metric == "cosine"
         bank = F.normalize(self.bank, dim=1) if cosine else self.bank
         k = min(self.neighbours_read, len(bank))
+        two_pass = (cosine and len(bank) >= TWO_PASS_MIN_BANK
+                    and native_bfloat16(bank.device))
+        coarse_bank = bank.to(torch.bfloat16) if two_pass else None
         found = []
         for start, part in zip(range(0, len(queries), chunk), queries.split(chunk)):
+            own = None  # a training sample is not its own neighbour
+            if owners is not None:
+                own = own_vectors(self.owners, owners[start:start + len(part)])
+            if two_pass:
+                found.append(_kth_two_pass(F.normalize(part, dim=1), bank, coarse_bank, k, own))
+                continue
             # closeness: higher = nearer, (n, N_bank)
             closeness = F.normalize(part, dim=1) @ bank.T if cosine else -torch.cdist(part, bank)
-            if owners is not None:  # a training sample is not its own neighbour
-                closeness[own_vectors(self.owners, owners[start:start + len(part)])] = -torch.inf
+            if own is not None:
+                closeness[own] = -torch.inf
             found.append(closeness.topk(k, dim=1).indices[:, -1])  # (n,)
         return torch.cat(found)
 
@@ -109,6 +129,20 @@ class NearestNeighbourMemory(nn.Module):
         retrieved = retrieved.reshape(batch, height, width, channels).permute(0, 3, 1, 2)
         attention = features.new_ones(batch * height * width, 1)
         return retrieved, attention
+
+
+def _kth_two_pass(queries, bank, coarse_bank, k, own=None):
+    """Index of the k-th nearest row of the unit ``bank`` (N_bank, C) to each unit query
+    (n, C): candidates by the bfloat16 copy ``coarse_bank``, their order by float32; ``own``
+    (rows, columns) are pairs passed over (see :data:`TWO_PASS_MIN_BANK`)."""
+    coarse = queries.to(torch.bfloat16) @ coarse_bank.T  # (n, N_bank)
+    if own is not None:
+        coarse[own] = -torch.inf
+    candidates = coarse.topk(min(k + PRESELECT - 1, len(bank)), dim=1)  # (n, m)
+    exact = torch.einsum("nc,nmc->nm", queries, bank[candidates.indices])  # (n, m), float32
+    exact = exact.masked_fill(candidates.values.isneginf(), -torch.inf)
+    kth = exact.topk(k, dim=1).indices[:, -1:]  # (n, 1), among the candidates
+    return candidates.indices.gather(1, kth).squeeze(1)
 
 
 def own_vectors(bank_owners, query_owners):
