@@ -30,7 +30,8 @@ def two_pass(monkeypatch):
     monkeypatch.setattr(neighbour_memory, "native_bfloat16", lambda device: True)
 
 
-def _one_pass(memory, queries, owners=None, monkeypatch=None):
+def _one_pass(memory, queries, monkeypatch, owners=None):
+    """The plain float32 search's answer, whatever the fixtures set."""
     monkeypatch.setattr(neighbour_memory, "TWO_PASS_MIN_BANK", 10**9)
     return memory.nearest(queries, owners=owners)
 
@@ -44,9 +45,8 @@ def test_two_pass_search_finds_the_neighbours_of_the_plain_search(two_pass, monk
     query_owners = torch.randint(150, (200,), generator=torch.Generator().manual_seed(2))
     found = memory.nearest(queries)
     found_left_out = memory.nearest(queries, owners=query_owners)
-    assert torch.equal(found, _one_pass(memory, queries, monkeypatch=monkeypatch))
-    assert torch.equal(found_left_out,
-                       _one_pass(memory, queries, query_owners, monkeypatch=monkeypatch))
+    assert torch.equal(found, _one_pass(memory, queries, monkeypatch))
+    assert torch.equal(found_left_out, _one_pass(memory, queries, monkeypatch, query_owners))
     # a left-out query never reads a vector of its own sample
     assert not (owners[found_left_out] == query_owners).any()
 
@@ -79,6 +79,6 @@ def test_two_pass_search_only_for_large_banks_on_native_bfloat16(monkeypatch):
     monkeypatch.setattr(neighbour_memory, "native_bfloat16", lambda device: True)
     monkeypatch.setattr(neighbour_memory, "TWO_PASS_MIN_BANK", len(memory.bank) + 1)
     memory.nearest(queries)  # bank too small
+    monkeypatch.setattr(neighbour_memory, "TWO_PASS_MIN_BANK", len(memory.bank))
     with pytest.raises(AssertionError, match="two-pass"):
-        monkeypatch.setattr(neighbour_memory, "TWO_PASS_MIN_BANK", len(memory.bank))
         memory.nearest(queries)

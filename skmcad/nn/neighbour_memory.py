@@ -106,14 +106,15 @@ class NearestNeighbourMemory(nn.Module):
         coarse_bank = bank.to(torch.bfloat16) if two_pass else None
         found = []
         for start, part in zip(range(0, len(queries), chunk), queries.split(chunk)):
+            part = F.normalize(part, dim=1) if cosine else part
             own = None  # a training sample is not its own neighbour
             if owners is not None:
                 own = own_vectors(self.owners, owners[start:start + len(part)])
             if two_pass:
-                found.append(_kth_two_pass(F.normalize(part, dim=1), bank, coarse_bank, k, own))
+                found.append(_kth_two_pass(part, bank, coarse_bank, k, own))
                 continue
             # closeness: higher = nearer, (n, N_bank)
-            closeness = F.normalize(part, dim=1) @ bank.T if cosine else -torch.cdist(part, bank)
+            closeness = part @ bank.T if cosine else -torch.cdist(part, bank)
             if own is not None:
                 closeness[own] = -torch.inf
             found.append(closeness.topk(k, dim=1).indices[:, -1])  # (n,)
