@@ -12,8 +12,8 @@ from .pretrained_encoder import native_bfloat16
 # Banks of at least this many vectors, read by cosine on a device with native bfloat16, are
 # searched in two passes: bfloat16 similarities pick each query's PRESELECT - 1 + k best
 # candidates, float32 ones choose the k-th nearest among them. The bfloat16 product runs at
-# about twice float32's speed on such CPUs (this search is almost half of a CIFAR-10 image's
-# scoring time); its rounding (about 0.004 of a cosine) can reorder near neighbours, which
+# about twice float32's speed on such CPUs (this search is about half of a CIFAR-10 image's
+# FLOPs at 160 px); its rounding (about 0.004 of a cosine) can reorder near neighbours, which
 # the float32 pass puts back, so a read differs from the one-pass search only where the true
 # neighbour is not among the candidates.
 TWO_PASS_MIN_BANK = 4096
