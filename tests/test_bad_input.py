@@ -63,6 +63,8 @@ IMAGE_FIT_CASES = [
 PARAM_CASES = [
     ("memory_size=-1", dict(memory_size=-1), X_TAB, ValueError, "'memory_size' parameter"),
     ("memory_size=0", dict(memory_size=0), X_TAB, ValueError, "'memory_size' parameter"),
+    ("bank_size=0", dict(bank_size=0), X_TAB, ValueError, "'bank_size' parameter"),
+    ("bank_size=2.5", dict(bank_size=2.5), X_TAB, ValueError, "'bank_size' parameter"),
     ("stage1_epochs=-1", dict(stage1_epochs=-1), X_TAB, ValueError, "'stage1_epochs' parameter"),
     ("stage2_epochs=-1", dict(stage2_epochs=-1), X_TAB, ValueError,
      "'stage2_epochs' parameter"),

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -239,3 +240,19 @@ def test_image_scale_deviation_is_the_distance_to_the_5th_nearest_training_image
     cosine = F.normalize(query, dim=1) @ F.normalize(bank, dim=1).T  # (10, N)
     torch.testing.assert_close(got, 2 - 2 * cosine.topk(5, dim=1).values[:, -1],
                                atol=1e-5, rtol=1e-4)
+
+
+def test_bank_size_caps_every_knn_bank_with_a_sample_of_the_full_one(digits):
+    images, _ = digits
+    params = dict(input_size=32, memory_size=4, stage1_epochs=0, stage2_epochs=0,
+                  adapt_steps=0, batch_size=16, random_state=0)
+    full = MCADDetector(**params).fit(images[:60])
+    capped = MCADDetector(bank_size=20, **params).fit(images[:60])
+    assert all(len(memory.bank) > 20 for memory in full.network_.memories)
+    for small, large in zip(capped.network_.memories, full.network_.memories):
+        assert len(small.bank) == 20  # a scale read by its bank, then the image scale
+        distances = torch.cdist(small.bank.float(), large.bank.float(),
+                                compute_mode="donot_use_mm_for_euclid_dist")  # (20, N)
+        assert distances.min(dim=1).values.max() < 1e-4  # every kept vector is a stored one
+    assert not np.allclose(capped.decision_function(images[100:120]),
+                           full.decision_function(images[100:120]))

@@ -56,6 +56,16 @@ def test_input_scale_deviation_is_the_knn_distance_over_the_training_rows(fitted
     np.testing.assert_allclose(maps[0][:, 0, 0].numpy(), expected, rtol=1e-10)
 
 
+def test_bank_size_caps_the_knn_scale_with_rows_drawn_from_the_training_rows(rows):
+    X = rows[0]
+    capped = MCADDetector(bank_size=40, **SMALL).fit(X)
+    bank = capped.network_.memories[0].bank.numpy()
+    assert bank.shape == (40, 4)  # of the 108 stage-1 training rows
+    standardised = capped.standardizer_.transform(X)
+    assert all(np.isclose(standardised, row).all(axis=1).any() for row in bank)
+    assert np.isfinite(capped.decision_function(rows[2])).all()
+
+
 def test_knn_scale_reads_a_neighbour_that_grows_with_the_bank():
     """k is 3 % of the bank's rows, at least 5; the no-memory ablation's banks keep k = 1."""
     rng = np.random.default_rng(0)

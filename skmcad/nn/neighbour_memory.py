@@ -18,6 +18,10 @@ from .pretrained_encoder import native_bfloat16
 # neighbour is not among the candidates.
 TWO_PASS_MIN_BANK = 4096
 PRESELECT = 8
+# The most training vectors a bank keeps, by default (the detector's ``bank_size``): on three
+# CIFAR-10 classes at 160 px 4,096 scored as this and 1.6 times as fast (docs/benchmarks.md,
+# "How many training positions the banks keep"); localisation reads more positions an image.
+BANK_SIZE = 16384
 
 
 class NearestNeighbourMemory(nn.Module):
@@ -55,7 +59,7 @@ class NearestNeighbourMemory(nn.Module):
         Which neighbour a read returns, as a fraction of the bank's length (see above).
     """
 
-    def __init__(self, dim, metric="cosine", bank_size=16384, n_neighbours=1,
+    def __init__(self, dim, metric="cosine", bank_size=BANK_SIZE, n_neighbours=1,
                  neighbour_fraction=None):
         super().__init__()
         self.metric, self.bank_size = metric, int(bank_size)

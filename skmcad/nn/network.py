@@ -12,7 +12,7 @@ from .encoders import build_encoder
 from .grid_memory import GridMemory
 from .heads import ProjectionHead
 from .hopfield_memory import HopfieldMemory
-from .neighbour_memory import NearestNeighbourMemory
+from .neighbour_memory import BANK_SIZE, NearestNeighbourMemory
 
 
 # The learnable memories a scale can have.
@@ -58,6 +58,8 @@ class MCADNetwork(nn.Module):
     input_neighbour_fraction : float or None
         That ``k`` as a fraction of the rows in the scale's bank (at least
         ``input_neighbours``); None reads the ``input_neighbours``-th.
+    bank_size : int
+        The most training vectors each kNN bank keeps.
 
     Notes
     -----
@@ -79,7 +81,8 @@ class MCADNetwork(nn.Module):
 
     def __init__(self, encoder, n_scales, memory_sizes, beta, use_memory=True,
                  distance="cosine", proj_dim=64, input_neighbours=INPUT_NEIGHBOURS,
-                 memory="hopfield", input_neighbour_fraction=INPUT_NEIGHBOUR_FRACTION):
+                 memory="hopfield", input_neighbour_fraction=INPUT_NEIGHBOUR_FRACTION,
+                 bank_size=BANK_SIZE):
         super().__init__()
         self.encoder = encoder
         self.n_scales = n_scales
@@ -92,17 +95,17 @@ class MCADNetwork(nn.Module):
         for k, c, kind in zip(memory_sizes, channels, self.scale_kinds):
             if kind == "neighbours":
                 memories.append(NearestNeighbourMemory(
-                    c, distance, n_neighbours=input_neighbours,
+                    c, distance, bank_size, n_neighbours=input_neighbours,
                     neighbour_fraction=input_neighbour_fraction))
             elif kind == "image":
-                memories.append(NearestNeighbourMemory(c, distance,
+                memories.append(NearestNeighbourMemory(c, distance, bank_size,
                                                        n_neighbours=IMAGE_NEIGHBOURS))
             elif use_memory and memory == "grid":
                 memories.append(GridMemory(k, c))
             elif use_memory:
                 memories.append(HopfieldMemory(k, c, beta))
             else:
-                memories.append(NearestNeighbourMemory(c, distance))
+                memories.append(NearestNeighbourMemory(c, distance, bank_size))
         together = float(max(n_scales - 1, 1))
         self.scale_prior = [INPUT_NEIGHBOURS_PRIOR * together if kind == "neighbours"
                             else together if kind == "image" else 1.0
@@ -162,7 +165,7 @@ def memory_sizes(memory_size, n_scales):
 
 
 def build_network(layout, config, beta, use_memory, input_statistics=None, distance="auto",
-                  memory="hopfield"):
+                  memory="hopfield", bank_size=BANK_SIZE):
     """The full stage-1 network for ``layout`` and the resolved ``config``
     (:func:`skmcad.presets.resolve_params`), validated against the encoder's depth.
 
@@ -177,4 +180,5 @@ def build_network(layout, config, beta, use_memory, input_statistics=None, dista
     sizes = memory_sizes(config["memory_size"], n_scales)
     if config.get("image_scale"):  # the pretrained encoder's image scale: a kNN bank
         n_scales, sizes = n_scales + 1, sizes + [1]
-    return MCADNetwork(encoder, n_scales, sizes, beta, use_memory, distance, memory=memory)
+    return MCADNetwork(encoder, n_scales, sizes, beta, use_memory, distance, memory=memory,
+                       bank_size=bank_size)
