@@ -4,6 +4,8 @@ The memory of each scale is chosen by name (:data:`MEMORIES`); the deviation bet
 features and their memory read, per position, is what stage 2 scores.
 """
 
+from functools import partial
+
 import numpy as np
 import torch.nn.functional as F
 from torch import nn
@@ -92,20 +94,19 @@ class MCADNetwork(nn.Module):
         self.scale_kinds = list(kinds[-n_scales:])
         self.learned_scales = [kind == "learned" for kind in self.scale_kinds]
         memories = []
+        bank = partial(NearestNeighbourMemory, metric=distance, bank_size=bank_size)
         for k, c, kind in zip(memory_sizes, channels, self.scale_kinds):
             if kind == "neighbours":
-                memories.append(NearestNeighbourMemory(
-                    c, distance, bank_size, n_neighbours=input_neighbours,
-                    neighbour_fraction=input_neighbour_fraction))
+                memories.append(bank(c, n_neighbours=input_neighbours,
+                                     neighbour_fraction=input_neighbour_fraction))
             elif kind == "image":
-                memories.append(NearestNeighbourMemory(c, distance, bank_size,
-                                                       n_neighbours=IMAGE_NEIGHBOURS))
+                memories.append(bank(c, n_neighbours=IMAGE_NEIGHBOURS))
             elif use_memory and memory == "grid":
                 memories.append(GridMemory(k, c))
             elif use_memory:
                 memories.append(HopfieldMemory(k, c, beta))
             else:
-                memories.append(NearestNeighbourMemory(c, distance, bank_size))
+                memories.append(bank(c))
         together = float(max(n_scales - 1, 1))
         self.scale_prior = [INPUT_NEIGHBOURS_PRIOR * together if kind == "neighbours"
                             else together if kind == "image" else 1.0
