@@ -125,9 +125,9 @@ default="auto"
         training data hold more): a bank per scale read without a learned memory, the image
         scale, the kNN scale of tabular rows. Scoring searches every stored vector, so a
         smaller bank scores faster: on three CIFAR-10 classes at 160 px (25 positions an
-        image, 1,000 training images) 4,096 scored as 16,384 and 1.6 times as fast.
-        Localisation on larger images, with more positions per image, was measured with the
-        default only.
+        image, 1,000 training images) 4,096 scored as 16,384 and 1.6 times as fast, but on
+        Magnetic Tile defects (64 positions an image, 666 images) it lost 0.058 of image
+        AUROC, where 16,384 scored within 0.002 of keeping every position.
     memory : {"auto", "hopfield", "grid"}, default="auto"
         The memory of normal prototypes of each scale, when ``use_memory``; "auto" is
         "hopfield". "hopfield": ``memory_size``
