@@ -60,8 +60,8 @@ class MCADDetector(BaseDetector):
         ``neighbourhood`` x ``neighbourhood`` positions before the adapters (PatchCore's
         local aggregation; odd, 1 for none). Other backbones take "auto" only.
     adapt_steps : int or "auto", default="auto"
-        With the pretrained backbone, about how many optimiser steps (of 64 images; rounded
-        to whole epochs, at least one and at most 8) stage 1 first spends fine-tuning the
+        With the pretrained backbone, how many optimiser steps (of 64 images; beyond one
+        epoch rounded to whole epochs, at most 8) stage 1 first spends fine-tuning the
         backbone's last two stages (6 and 7, when read) to the normal class, by mean-shifted
         contrast around the normal mean (:func:`skmcad.stage1.adapt_backbone`); "auto" is 60, 0
         keeps the backbone frozen. Other backbones take "auto" or 0.

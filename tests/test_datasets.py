@@ -17,10 +17,12 @@ import pytest
 import scipy.io
 
 from skmcad import datasets
+from skmcad.datasets import cifar10 as cifar_module
+from skmcad.datasets import mnist as mnist_module
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 N_PER_BATCH = 20
-CIFAR_NAMES = (*datasets.CIFAR10_TRAIN_FILES, datasets.CIFAR10_TEST_FILE)
+CIFAR_NAMES = (*cifar_module.CIFAR10_TRAIN_FILES, cifar_module.CIFAR10_TEST_FILE)
 
 
 def md5(data):
@@ -52,7 +54,7 @@ def cifar_contents():
 def cifar_md5(monkeypatch, cifar_contents):
     """Make the checksum table match the fake batches, so verification is exercised."""
     table = {name: md5(raw) for name, raw in cifar_contents.items()}
-    monkeypatch.setattr(datasets, "CIFAR10_MD5", table)
+    monkeypatch.setattr(cifar_module, "CIFAR10_MD5", table)
     return table
 
 
@@ -60,7 +62,7 @@ def write_cifar_tar(path, contents):
     path.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(path, "w:gz") as tar:
         for name, raw in {**contents, "batches.meta": b"meta"}.items():
-            info = tarfile.TarInfo(f"{datasets.CIFAR10_FOLDER}/{name}")
+            info = tarfile.TarInfo(f"{cifar_module.CIFAR10_FOLDER}/{name}")
             info.size = len(raw)
             tar.addfile(info, io.BytesIO(raw))
     return path
@@ -88,13 +90,14 @@ def mnist_contents(n_train=12, n_test=6):
         "test_images": rng.integers(0, 256, (n_test, 28, 28)),
         "test_labels": rng.integers(0, 10, n_test),
     }
-    return {datasets.MNIST_FILES[key]: idx_gz(value) for key, value in arrays.items()}
+    return {mnist_module.MNIST_FILES[key]: idx_gz(value) for key, value in arrays.items()}
 
 
 @pytest.fixture
 def mnist_files(monkeypatch):
     contents = mnist_contents()
-    monkeypatch.setattr(datasets, "MNIST_MD5", {name: md5(raw) for name, raw in contents.items()})
+    table = {name: md5(raw) for name, raw in contents.items()}
+    monkeypatch.setattr(mnist_module, "MNIST_MD5", table)
     return contents
 
 
@@ -198,19 +201,19 @@ def check_cifar(result, contents):
 
 
 def test_cifar_from_archive(tmp_path, cifar_contents, cifar_md5, no_network):
-    write_cifar_tar(tmp_path / datasets.CIFAR10_ARCHIVE, cifar_contents)
+    write_cifar_tar(tmp_path / cifar_module.CIFAR10_ARCHIVE, cifar_contents)
     check_cifar(datasets.load_cifar10(tmp_path), cifar_contents)
-    assert not (tmp_path / datasets.CIFAR10_FOLDER).exists()  # nothing extracted
+    assert not (tmp_path / cifar_module.CIFAR10_FOLDER).exists()  # nothing extracted
 
 
 def test_cifar_from_named_subfolder(tmp_path, cifar_contents, cifar_md5, monkeypatch):
-    write_cifar_tar(tmp_path / "cifar10" / datasets.CIFAR10_ARCHIVE, cifar_contents)
+    write_cifar_tar(tmp_path / "cifar10" / cifar_module.CIFAR10_ARCHIVE, cifar_contents)
     monkeypatch.setenv("SKMCAD_DATA", str(tmp_path))
     check_cifar(datasets.load_cifar10(), cifar_contents)
 
 
 def test_cifar_from_extracted_folder(tmp_path, cifar_contents, cifar_md5):
-    folder = write_cifar_folder(tmp_path / datasets.CIFAR10_FOLDER, cifar_contents)
+    folder = write_cifar_folder(tmp_path / cifar_module.CIFAR10_FOLDER, cifar_contents)
     check_cifar(datasets.load_cifar10(tmp_path), cifar_contents)
     check_cifar(datasets.load_cifar10(folder), cifar_contents)
 
@@ -218,7 +221,7 @@ def test_cifar_from_extracted_folder(tmp_path, cifar_contents, cifar_md5):
 def test_cifar_checksum_mismatch(tmp_path, cifar_contents, cifar_md5):
     expected = cifar_md5["data_batch_3"]
     cifar_contents["data_batch_3"] = cifar_batch(seed=99)
-    write_cifar_tar(tmp_path / datasets.CIFAR10_ARCHIVE, cifar_contents)
+    write_cifar_tar(tmp_path / cifar_module.CIFAR10_ARCHIVE, cifar_contents)
     with pytest.raises(ValueError, match="data_batch_3") as info:
         datasets.load_cifar10(tmp_path)
     assert expected in str(info.value)
@@ -227,14 +230,14 @@ def test_cifar_checksum_mismatch(tmp_path, cifar_contents, cifar_md5):
 
 
 def test_cifar_real_checksums_reject_fake_files(tmp_path, cifar_contents):
-    write_cifar_tar(tmp_path / datasets.CIFAR10_ARCHIVE, cifar_contents)
+    write_cifar_tar(tmp_path / cifar_module.CIFAR10_ARCHIVE, cifar_contents)
     with pytest.raises(ValueError, match="c99cafc152244af753f735de768cd75f"):
         datasets.load_cifar10(tmp_path)
 
 
 @pytest.mark.parametrize("corrupt", ["truncated", "garbage"])
 def test_cifar_unreadable_archive(tmp_path, cifar_contents, corrupt):
-    archive = write_cifar_tar(tmp_path / datasets.CIFAR10_ARCHIVE, cifar_contents)
+    archive = write_cifar_tar(tmp_path / cifar_module.CIFAR10_ARCHIVE, cifar_contents)
     raw = archive.read_bytes()
     archive.write_bytes(raw[: len(raw) // 2] if corrupt == "truncated" else b"not a tar" * 100)
     with pytest.raises(ValueError, match="not a readable CIFAR-10 tar.gz"):
@@ -243,14 +246,14 @@ def test_cifar_unreadable_archive(tmp_path, cifar_contents, corrupt):
 
 def test_cifar_archive_missing_member(tmp_path, cifar_contents):
     del cifar_contents["test_batch"]
-    write_cifar_tar(tmp_path / datasets.CIFAR10_ARCHIVE, cifar_contents)
+    write_cifar_tar(tmp_path / cifar_module.CIFAR10_ARCHIVE, cifar_contents)
     with pytest.raises(ValueError, match="test_batch"):
         datasets.load_cifar10(tmp_path, verify=False)
 
 
 def test_cifar_folder_missing_batch(tmp_path, cifar_contents):
     del cifar_contents["data_batch_4"]
-    folder = write_cifar_folder(tmp_path / datasets.CIFAR10_FOLDER, cifar_contents)
+    folder = write_cifar_folder(tmp_path / cifar_module.CIFAR10_FOLDER, cifar_contents)
     with pytest.raises(FileNotFoundError, match="data_batch_4") as info:
         datasets.load_cifar10(tmp_path, verify=False)
     assert str(folder / "data_batch_4") in str(info.value)
@@ -259,7 +262,7 @@ def test_cifar_folder_missing_batch(tmp_path, cifar_contents):
 def test_cifar_missing(tmp_path, no_network):
     with pytest.raises(FileNotFoundError, match="download=True") as info:
         datasets.load_cifar10(tmp_path / "nowhere")
-    assert str(tmp_path / "nowhere" / datasets.CIFAR10_ARCHIVE) in str(info.value)
+    assert str(tmp_path / "nowhere" / cifar_module.CIFAR10_ARCHIVE) in str(info.value)
 
 
 class Exploit:
@@ -269,7 +272,7 @@ class Exploit:
 
 def test_cifar_batch_cannot_run_code(tmp_path, cifar_contents, capsys):
     cifar_contents["data_batch_1"] = pickle.dumps({b"data": Exploit()}, protocol=2)
-    write_cifar_tar(tmp_path / datasets.CIFAR10_ARCHIVE, cifar_contents)
+    write_cifar_tar(tmp_path / cifar_module.CIFAR10_ARCHIVE, cifar_contents)
     with pytest.raises(ValueError, match="data_batch_1.*not allowed"):
         datasets.load_cifar10(tmp_path, verify=False)
     assert "ran code" not in capsys.readouterr().out
@@ -278,7 +281,7 @@ def test_cifar_batch_cannot_run_code(tmp_path, cifar_contents, capsys):
 def test_cifar_batch_of_wrong_shape(tmp_path, cifar_contents):
     batch = {b"data": np.zeros((3, 100), np.uint8), b"labels": [0, 1, 2]}
     cifar_contents["test_batch"] = pickle.dumps(batch, protocol=2)
-    write_cifar_folder(tmp_path / datasets.CIFAR10_FOLDER, cifar_contents)
+    write_cifar_folder(tmp_path / cifar_module.CIFAR10_FOLDER, cifar_contents)
     with pytest.raises(ValueError, match="test_batch.*3072"):
         datasets.load_cifar10(tmp_path, verify=False)
 
@@ -349,21 +352,21 @@ def test_mnist_missing(tmp_path, mnist_files, no_network):
 
 def test_cifar_download(tmp_path, http_root, cifar_contents, cifar_md5, monkeypatch):
     served, base_url = http_root
-    write_cifar_tar(served / datasets.CIFAR10_ARCHIVE, cifar_contents)
-    monkeypatch.setattr(datasets, "CIFAR10_URL", base_url + datasets.CIFAR10_ARCHIVE)
+    write_cifar_tar(served / cifar_module.CIFAR10_ARCHIVE, cifar_contents)
+    monkeypatch.setattr(cifar_module, "CIFAR10_URL", base_url + cifar_module.CIFAR10_ARCHIVE)
     target = tmp_path / "data"
     check_cifar(datasets.load_cifar10(target, download=True), cifar_contents)
-    assert [p.name for p in target.iterdir()] == [datasets.CIFAR10_ARCHIVE]
+    assert [p.name for p in target.iterdir()] == [cifar_module.CIFAR10_ARCHIVE]
     # Present now: loading again, even with download=True, does not fetch it again.
-    monkeypatch.setattr(datasets, "CIFAR10_URL", base_url + "gone.tar.gz")
+    monkeypatch.setattr(cifar_module, "CIFAR10_URL", base_url + "gone.tar.gz")
     check_cifar(datasets.load_cifar10(target, download=True), cifar_contents)
 
 
 def test_cifar_download_bad_checksum_leaves_nothing(tmp_path, http_root, cifar_contents,
                                                     monkeypatch):
     served, base_url = http_root
-    write_cifar_tar(served / datasets.CIFAR10_ARCHIVE, cifar_contents)
-    monkeypatch.setattr(datasets, "CIFAR10_URL", base_url + datasets.CIFAR10_ARCHIVE)
+    write_cifar_tar(served / cifar_module.CIFAR10_ARCHIVE, cifar_contents)
+    monkeypatch.setattr(cifar_module, "CIFAR10_URL", base_url + cifar_module.CIFAR10_ARCHIVE)
     with pytest.raises(ValueError, match="Checksum mismatch"):
         datasets.load_cifar10(tmp_path, download=True)
     assert list(tmp_path.iterdir()) == []
@@ -371,7 +374,7 @@ def test_cifar_download_bad_checksum_leaves_nothing(tmp_path, http_root, cifar_c
 
 def test_download_http_error_leaves_nothing(tmp_path, http_root, monkeypatch):
     _, base_url = http_root
-    monkeypatch.setattr(datasets, "CIFAR10_URL", base_url + "absent.tar.gz")
+    monkeypatch.setattr(cifar_module, "CIFAR10_URL", base_url + "absent.tar.gz")
     with pytest.raises(OSError, match="Could not download .*absent.tar.gz"):
         datasets.load_cifar10(tmp_path, download=True)
     assert list(tmp_path.iterdir()) == []
@@ -380,7 +383,7 @@ def test_download_http_error_leaves_nothing(tmp_path, http_root, monkeypatch):
 def test_mnist_download_only_missing(tmp_path, http_root, mnist_files, monkeypatch):
     served, base_url = http_root
     write_files(served, mnist_files)
-    monkeypatch.setattr(datasets, "MNIST_BASE_URL", base_url)
+    monkeypatch.setattr(mnist_module, "MNIST_BASE_URL", base_url)
     present = "t10k-labels-idx1-ubyte.gz"
     write_files(tmp_path, {present: mnist_files[present]})
     (served / present).unlink()  # a request for it would fail
@@ -393,8 +396,8 @@ def test_mnist_download_bad_checksum_leaves_nothing(tmp_path, http_root, mnist_f
                                                     monkeypatch):
     served, base_url = http_root
     write_files(served, mnist_files)
-    monkeypatch.setattr(datasets, "MNIST_BASE_URL", base_url)
-    monkeypatch.setitem(datasets.MNIST_MD5, "train-images-idx3-ubyte.gz", "0" * 32)
+    monkeypatch.setattr(mnist_module, "MNIST_BASE_URL", base_url)
+    monkeypatch.setitem(mnist_module.MNIST_MD5, "train-images-idx3-ubyte.gz", "0" * 32)
     with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz"):
         datasets.load_mnist(tmp_path, download=True)
     assert list(tmp_path.iterdir()) == []

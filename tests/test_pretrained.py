@@ -184,6 +184,24 @@ def test_adaptation_draws_the_normal_class_together(digits):
     assert spread() < 0.95 * start  # 10 steps at the adaptation's low learning rate
 
 
+def test_adaptation_shorter_than_an_epoch_takes_the_steps_asked(digits, monkeypatch):
+    images, y = digits
+    x = torch.from_numpy(images[y == 0][:160])[:, None]  # 3 batches of 64 in an epoch
+    encoder = PretrainedEncoder([7], [0.3], [0.3], input_size=32)
+    steps, step = [], torch.optim.Adam.step
+
+    def counted_step(self, *args, **kwargs):
+        steps.append(1)
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", counted_step)
+    history = adapt_backbone(encoder, x, 2, torch.Generator().manual_seed(0))
+    assert len(history) == 1 and len(steps) == 2  # one epoch over 2 x 64 of the 160 images
+    steps.clear()
+    assert len(adapt_backbone(encoder, x, 6, torch.Generator().manual_seed(0))) == 2
+    assert len(steps) == 6  # whole epochs beyond one
+
+
 def test_nothing_to_adapt_without_stages_6_or_7():
     encoder = PretrainedEncoder([4, 5], [0.5], [0.2], input_size=32)
     assert adapt_backbone(encoder, torch.randn(8, 1, 8, 8), 3, torch.Generator()) == []
