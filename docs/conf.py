@@ -50,7 +50,8 @@ exclude_patterns = ["_build", "**.ipynb_checkpoints",
 
 # -- API reference ----------------------------------------------------------------------------
 autosummary_generate = True
-autodoc_default_options = {"members": True, "inherited-members": False}
+# members of the private bases of the baselines are theirs; PyOD's, scikit-learn's and torch's are not
+autodoc_default_options = {"members": True, "inherited-members": "BaseDetector,_MetadataRequester,Module"}
 autodoc_typehints = "none"
 autoclass_content = "class"
 toc_object_entries_show_parents = "hide"  # "fit()", not "MCADDetector.fit()", in the page toc

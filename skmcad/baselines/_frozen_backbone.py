@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from pyod.models.base import BaseDetector
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
 
 from ..nn.efficientnet import (BACKBONE_VARIANTS, INPUT_MEAN, INPUT_STD, fuse_bn,
                               load_pretrained)
@@ -142,14 +143,36 @@ class _FrozenBackboneDetector(BaseDetector):
         self._process_decision_scores()
         return self
 
-    def _stream_scores(self, X, score_inputs):
+    @with_torch_threads
+    def decision_function(self, X):
+        """Anomaly scores of images, batch by batch, as the class description defines them.
+
+        Parameters
+        ----------
+        X : array-like with the layout seen at fit
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), float64
+            Higher = more anomalous.
+        """
+        check_is_fitted(self)
         X = self._check_images(X, reset=False)
         scores = np.empty(len(X))
         start = 0
         for x in self._inputs(X):
-            scores[start:start + len(x)] = score_inputs(x).double().cpu().numpy()
+            scores[start:start + len(x)] = self._batch_scores(x).double().cpu().numpy()
             start += len(x)
         return scores
+
+    def _batch_scores(self, x):
+        """Scores of a batch of backbone inputs: (B,)."""
+        raise NotImplementedError
+
+
+class _PatchMapDetector(_FrozenBackboneDetector):
+    """A frozen-backbone baseline that scores every position of ``stages``' maps
+    (``_distance_maps``), and maps those scores onto the images' pixels."""
 
     def _checked_stages(self):
         """The patch detectors' ``stages`` as a tuple, refused unless all lie in 1..7."""
@@ -167,8 +190,27 @@ class _FrozenBackboneDetector(BaseDetector):
                                   align_corners=False).squeeze(1)
         return _gaussian_blur(upsampled, *sigmas)
 
-    def _stream_maps(self, X):
-        """Smoothed ``_distance_maps`` at the input images' resolution, batch by batch."""
+    def _distance_maps(self, x):
+        """Score of every position of backbone inputs: (B, h, w)."""
+        raise NotImplementedError
+
+    @with_torch_threads
+    def anomaly_map(self, X):
+        """Per-pixel anomaly maps at the resolution of the input images.
+
+        The position scores (as the class description defines them) are bilinearly
+        upsampled to the image size, then blurred by a Gaussian of sigma 4 px at the
+        backbone input size (``4 * H / input_size`` image pixels).
+
+        Parameters
+        ----------
+        X : array-like with the layout seen at fit
+
+        Returns
+        -------
+        ndarray of shape (n_samples, H, W), float64
+        """
+        check_is_fitted(self)
         X = self._check_images(X, reset=False)
         size = tuple(self.layout_.image_size[1:])
         maps = np.empty((len(X), *size))

@@ -122,19 +122,6 @@ class FeatureKNN(_FrozenBackboneDetector):
         X = self._check_images(X, reset=False)
         return torch.cat([self._pooled(x).cpu() for x in self._inputs(X)]).numpy()
 
-    @with_torch_threads
-    def decision_function(self, X):
-        """Distance to the ``n_neighbors``-th nearest training feature, batch by batch.
-
-        Parameters
-        ----------
-        X : array-like with the layout seen at fit
-
-        Returns
-        -------
-        ndarray of shape (n_samples,), float64
-            Higher = more anomalous.
-        """
-        check_is_fitted(self)
-        return self._stream_scores(X, lambda x: kth_neighbour_distance(
-            self._pooled(x), self.features_, self.n_neighbors))
+    def _batch_scores(self, x):
+        """Distance to the ``n_neighbors``-th nearest training feature: (B,)."""
+        return kth_neighbour_distance(self._pooled(x), self.features_, self.n_neighbors)

@@ -8,17 +8,15 @@ import torch.nn.functional as F
 from sklearn.base import _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted
 
 from ..nn.efficientnet import STAGE_CHANNELS
 from .._detector import _resolve_device
 from ..nn.pretrained_encoder import DEFAULT_INPUT_SIZE, frozen_stage_maps
-from ..threads import with_torch_threads
 
-from ._frozen_backbone import _FrozenBackboneDetector, _load_backbone
+from ._frozen_backbone import _load_backbone, _PatchMapDetector
 
 
-class PaDiM(_FrozenBackboneDetector):
+class PaDiM(_PatchMapDetector):
     """A Gaussian per position over frozen mid-level features (PaDiM).
 
     Defard et al. 2021, "PaDiM: a patch distribution modeling framework for anomaly
@@ -103,7 +101,7 @@ class PaDiM(_FrozenBackboneDetector):
     """
 
     _parameter_constraints = {
-        **_FrozenBackboneDetector._common_constraints,
+        **_PatchMapDetector._common_constraints,
         "n_features": [Interval(Integral, 1, None, closed="left")],
         "stages": [tuple, list],
         "regularization": [Interval(Real, 0, None, closed="neither")],
@@ -136,7 +134,7 @@ class PaDiM(_FrozenBackboneDetector):
         kept = np.sort(rng.choice(n_channels, min(self.n_features, n_channels), replace=False))
         self.channels_ = torch.from_numpy(kept).to(self.device_)
         self._fit_gaussians(X)
-        scores = torch.cat([self._score_maps(x).amax(dim=(1, 2)) for x in self._inputs(X)])
+        scores = torch.cat([self._batch_scores(x) for x in self._inputs(X)])
         return self._finish_fit(scores)
 
     def _fit_gaussians(self, X):
@@ -177,37 +175,6 @@ class PaDiM(_FrozenBackboneDetector):
         """Smoothed maps at the backbone input size: (B, input_size, input_size)."""
         return self._smoothed(self._distance_maps(x), (self.input_size, self.input_size))
 
-    @with_torch_threads
-    def decision_function(self, X):
-        """Maximum of each image's smoothed Mahalanobis map at ``input_size``.
-
-        Parameters
-        ----------
-        X : array-like with the layout seen at fit
-
-        Returns
-        -------
-        ndarray of shape (n_samples,), float64
-            Higher = more anomalous.
-        """
-        check_is_fitted(self)
-        return self._stream_scores(X, lambda x: self._score_maps(x).amax(dim=(1, 2)))
-
-    @with_torch_threads
-    def anomaly_map(self, X):
-        """Per-pixel anomaly maps at the resolution of the input images.
-
-        Mahalanobis distances (in units of the training spread at each position) are
-        bilinearly upsampled to the image size, then blurred by a Gaussian of sigma 4 px at
-        the backbone input size (``4 * H / input_size`` image pixels).
-
-        Parameters
-        ----------
-        X : array-like with the layout seen at fit
-
-        Returns
-        -------
-        ndarray of shape (n_samples, H, W), float64
-        """
-        check_is_fitted(self)
-        return self._stream_maps(X)
+    def _batch_scores(self, x):
+        """Maximum of each image's smoothed Mahalanobis map at ``input_size``: (B,)."""
+        return self._score_maps(x).amax(dim=(1, 2))

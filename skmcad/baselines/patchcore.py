@@ -14,7 +14,7 @@ from ..nn.positions import positions
 from ..nn.pretrained_encoder import DEFAULT_INPUT_SIZE, frozen_stage_maps, local_average
 from ..threads import with_torch_threads
 
-from ._frozen_backbone import _FrozenBackboneDetector, _load_backbone, _row_chunks
+from ._frozen_backbone import _load_backbone, _PatchMapDetector, _row_chunks
 
 PROJECTION_DIM = 128  # PatchCore's random projection for the greedy coreset
 
@@ -59,7 +59,7 @@ def greedy_coreset(features, n_select, random_state=None, projection_dim=PROJECT
     return chosen
 
 
-class PatchCore(_FrozenBackboneDetector):
+class PatchCore(_PatchMapDetector):
     """Memory bank of frozen mid-level patch features (PatchCore).
 
     Each image is resized to ``input_size`` and run through the frozen EfficientNet-Lite
@@ -134,7 +134,7 @@ class PatchCore(_FrozenBackboneDetector):
     """
 
     _parameter_constraints = {
-        **_FrozenBackboneDetector._common_constraints,
+        **_PatchMapDetector._common_constraints,
         "coreset_ratio": [Interval(Real, 0, 1, closed="right")],
         "coreset": [StrOptions({"greedy", "random"})],
         "stages": [tuple, list],
@@ -213,37 +213,6 @@ class PatchCore(_FrozenBackboneDetector):
         X = self._check_images(X, reset=False)
         return torch.cat([self._distance_maps(x).cpu() for x in self._inputs(X)]).double().numpy()
 
-    @with_torch_threads
-    def decision_function(self, X):
-        """Largest patch distance to the memory bank of each image, batch by batch.
-
-        Parameters
-        ----------
-        X : array-like with the layout seen at fit
-
-        Returns
-        -------
-        ndarray of shape (n_samples,), float64
-            Higher = more anomalous.
-        """
-        check_is_fitted(self)
-        return self._stream_scores(X, lambda x: self._distance_maps(x).amax(dim=(1, 2)))
-
-    @with_torch_threads
-    def anomaly_map(self, X):
-        """Per-pixel anomaly maps at the resolution of the input images.
-
-        Patch distances are bilinearly upsampled to the image size, then blurred by a
-        Gaussian of sigma 4 px at the backbone input size (``4 * H / input_size`` image
-        pixels).
-
-        Parameters
-        ----------
-        X : array-like with the layout seen at fit
-
-        Returns
-        -------
-        ndarray of shape (n_samples, H, W), float64
-        """
-        check_is_fitted(self)
-        return self._stream_maps(X)
+    def _batch_scores(self, x):
+        """Largest patch distance to the memory bank of each image: (B,)."""
+        return self._distance_maps(x).amax(dim=(1, 2))
