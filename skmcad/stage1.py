@@ -159,21 +159,40 @@ ADAPT = dict(batch_size=64, learning_rate=1e-5, temperature=0.25, weight_decay=5
 # batches scored above 7: docs/benchmarks.md, "How long to adapt").
 ADAPT_MAX_EPOCHS = 8
 # Views of each image, drawn once: itself, its mirror image and this many random crops of
-# at least half its area (mirrored at random); a step contrasts two different ones.
+# ADAPT_CROP_SCALE of its area (mirrored at random); a step contrasts two different ones.
 ADAPT_CROPS = 2
+ADAPT_CROP_SCALE = (0.5, 1.0)
 # The crops' colour jitter and greyscale probability: none. SimCLR's (0.4 and 0.2) added only
-# 0.001 of mean AUROC on CIFAR-10 at 160 px (ahead on 7 classes, behind on 2; docs/benchmarks.md).
+# 0.001 of mean AUROC on CIFAR-10 at 160 px (ahead on 7 classes, behind on 2), and with crops
+# of 20-100 % 0.0002 (docs/benchmarks.md).
 ADAPT_JITTER = 0.0
 ADAPT_GREY = 0.0
+# Whether each step adds a copy of each image turned by 90, 180 or 270 degrees (180 for
+# images that are not square) as an extra negative of the contrast: +0.001 of mean AUROC on
+# CIFAR-10 at 160 px for a third more fit time, so off (docs/benchmarks.md).
+ADAPT_ROTATED_NEGATIVES = False
 
 
 def _views(X, generator, batch_size):
     """The adaptation's views of the (N, C, H, W) images ``X``: a list of tensors like it."""
-    crops = [torch.cat([augment_images(part, generator, crop_scale=(0.5, 1.0),
+    crops = [torch.cat([augment_images(part, generator, crop_scale=ADAPT_CROP_SCALE,
                                        jitter=ADAPT_JITTER, grey_prob=ADAPT_GREY)
                         for part in X.split(batch_size)])
              for _ in range(ADAPT_CROPS)]
     return [X, X.flip(-1), *crops]
+
+
+def _rotated(X, generator):
+    """Each of the (N, C, H, W) images ``X`` turned by a random multiple of 90 degrees
+    (not 0; 180 when H != W)."""
+    if X.shape[-1] != X.shape[-2]:
+        return X.flip(-1, -2)
+    turns = torch.randint(1, 4, (len(X),), generator=generator, device=generator.device)
+    out = torch.empty_like(X)
+    for k in (1, 2, 3):
+        pick = turns == k
+        out[pick] = torch.rot90(X[pick], k, dims=(-2, -1))
+    return out
 
 
 def _cached_boundary(encoder, X, batch_size):
@@ -197,9 +216,9 @@ def adapt_backbone(encoder, X, steps, generator, verbose=0):
     (``steps`` batches of it); more are rounded to whole epochs over ``X``, at most
     ``ADAPT_MAX_EPOCHS`` (0 adapts nothing).
     Each image has ``2 + ADAPT_CROPS`` views (:func:`_views`), run once through the frozen
-    stages; each step then runs the tail only, on two different views of each image. The
-    centre is the unit mean of the images' initial embeddings, fixed. The tail is frozen
-    again on return.
+    stages; each step then runs the tail only, on two different views of each image (and,
+    with ``ADAPT_ROTATED_NEGATIVES``, on a turned copy of it, a negative). The centre is the
+    unit mean of the images' initial embeddings, fixed. The tail is frozen again on return.
     """
     if steps == 0 or not getattr(encoder, "tail_stages", None):
         return []
@@ -213,6 +232,8 @@ def adapt_backbone(encoder, X, steps, generator, verbose=0):
     config = StageConfig(epochs=epochs, verbose=verbose, **ADAPT)
     views = torch.stack([_cached_boundary(encoder, view, config.batch_size)
                          for view in _views(X, generator, config.batch_size)])  # (V, N, ...)
+    rotated = (_cached_boundary(encoder, _rotated(X, generator), config.batch_size)
+               if ADAPT_ROTATED_NEGATIVES else None)
     with torch.no_grad():
         centre = F.normalize(torch.cat([_pooled_embedding(encoder, part) for part in
                                         views[0].split(config.batch_size)]).mean(0), dim=0)
@@ -225,10 +246,12 @@ def adapt_backbone(encoder, X, steps, generator, verbose=0):
         first = torch.randint(n_views, (len(index),), generator=generator, device=device)
         other = torch.randint(1, n_views, (len(index),), generator=generator, device=device)
         second = (first + other) % n_views  # never the first
-        z = _pooled_embedding(encoder, torch.cat([views[first, index],
-                                                  views[second, index]]))  # (2B, C)
-        return mean_shifted_contrast(z[:len(index)], z[len(index):], centre,
-                                     config.temperature)
+        batch = [views[first, index], views[second, index]]
+        if rotated is not None:
+            batch.append(rotated[index])
+        z = _pooled_embedding(encoder, torch.cat(batch)).split(len(index))  # (B, C) each
+        return mean_shifted_contrast(z[0], z[1], centre, config.temperature,
+                                     z[2] if rotated is not None else None)
 
     try:
         return run_epochs(step_loss, views[0], config, optimizer, generator, "backbone")

@@ -75,25 +75,41 @@ def test_memory_regularizer_penalises_collapse_and_unused_prototypes():
     assert float(memory_regularizer(spread, one_used)) == pytest.approx(math.log(k), abs=1e-4)
 
 
-def naive_mean_shifted_contrast(z1, z2, centre, temperature):
+def naive_mean_shifted_contrast(z1, z2, centre, temperature, negatives=None):
     """The mean-shifted contrastive loss from its paper, one sample at a time: each unit
     embedding minus the centre, re-normalised, into NT-Xent; plus 1 - cos(z, centre) per
-    view, averaged over the samples."""
+    view, averaged over the samples. Extra negatives are shifted the same way and never
+    enter the angular term."""
+    def shifted(view):
+        return torch.stack([(v / v.norm() - centre) / (v / v.norm() - centre).norm()
+                            for v in view])
+
     unit = [[v / v.norm() for v in z] for z in (z1, z2)]
-    shifted = [torch.stack([(v - centre) / (v - centre).norm() for v in view]) for view in unit]
     angular = sum(1 - float(torch.dot(v, centre)) for view in unit for v in view) / len(z1)
-    return naive_nt_xent(*shifted, temperature) + angular
+    extra = None if negatives is None else shifted(negatives)
+    return naive_nt_xent(shifted(z1), shifted(z2), temperature, extra) + angular
 
 
-@pytest.mark.parametrize("n, dim, temperature", [(2, 3, 0.25), (6, 5, 0.5)])
-def test_mean_shifted_contrast_matches_naive_loop(n, dim, temperature):
+@pytest.mark.parametrize("n, dim, temperature, n_negatives",
+                         [(2, 3, 0.25, 0), (6, 5, 0.5, 0), (4, 5, 0.25, 3)])
+def test_mean_shifted_contrast_matches_naive_loop(n, dim, temperature, n_negatives):
     generator = torch.Generator().manual_seed(n)
-    z1, z2, centre = (torch.randn(*shape, generator=generator, dtype=torch.float64)
-                      for shape in [(n, dim), (n, dim), (dim,)])
+    z1, z2, centre, negatives = (torch.randn(*shape, generator=generator, dtype=torch.float64)
+                                 for shape in [(n, dim), (n, dim), (dim,), (n_negatives, dim)])
     centre = centre / centre.norm()
-    expected = naive_mean_shifted_contrast(z1, z2, centre, temperature)
-    got = float(mean_shifted_contrast(z1, z2, centre, temperature))
+    negatives = negatives if n_negatives else None
+    expected = naive_mean_shifted_contrast(z1, z2, centre, temperature, negatives)
+    got = float(mean_shifted_contrast(z1, z2, centre, temperature, negatives))
     assert got == pytest.approx(expected, rel=1e-9)
+
+
+def test_mean_shifted_contrast_rises_with_negatives_like_the_views():
+    generator = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(2, 8, 8, generator=generator, dtype=torch.float64)
+    centre = torch.nn.functional.normalize(z1.mean(0), dim=0)
+    look_alikes = z1 + 0.01 * torch.randn(8, 8, generator=generator, dtype=torch.float64)
+    base = float(mean_shifted_contrast(z1, z2, centre, 0.25))
+    assert float(mean_shifted_contrast(z1, z2, centre, 0.25, look_alikes)) > base + 0.1
 
 
 def test_mean_shifted_contrast_is_lower_for_a_class_close_to_its_centre():

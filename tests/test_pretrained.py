@@ -11,7 +11,8 @@ from skmcad import MCADDetector  # noqa: E402
 from skmcad.nn.efficientnet import load_pretrained, normalize_input  # noqa: E402
 from skmcad.nn.pretrained_encoder import PretrainedEncoder, native_bfloat16  # noqa: E402
 from skmcad.persistence import load_detector, save_detector  # noqa: E402
-from skmcad.stage1 import adapt_backbone  # noqa: E402
+from skmcad import stage1  # noqa: E402
+from skmcad.stage1 import _rotated, adapt_backbone  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -200,6 +201,28 @@ def test_adaptation_shorter_than_an_epoch_takes_the_steps_asked(digits, monkeypa
     steps.clear()
     assert len(adapt_backbone(encoder, x, 6, torch.Generator().manual_seed(0))) == 2
     assert len(steps) == 6  # whole epochs beyond one
+
+
+def test_rotated_turns_each_image_by_a_quarter_half_or_three_quarters():
+    x = torch.randn(12, 3, 5, 5)
+    turned = _rotated(x, torch.Generator().manual_seed(0))
+    ks = [next(k for k in (1, 2, 3) if torch.equal(torch.rot90(image, k, dims=(-2, -1)), out))
+          for image, out in zip(x, turned)]  # StopIteration if an image is not turned
+    assert len(set(ks)) > 1
+    wide = torch.randn(2, 1, 4, 6)
+    assert torch.equal(_rotated(wide, torch.Generator()), wide.flip(-1, -2))
+
+
+def test_adaptation_with_rotated_negatives_trains_the_tail(digits, monkeypatch):
+    monkeypatch.setattr(stage1, "ADAPT_ROTATED_NEGATIVES", True)
+    images, y = digits
+    x = torch.from_numpy(images[y == 0][:64])[:, None]
+    encoder = PretrainedEncoder([7], [0.3], [0.3], input_size=32)
+    before = _tail_state(encoder)
+    history = adapt_backbone(encoder, x, 2, torch.Generator().manual_seed(0))
+    assert len(history) == 2 and all(math.isfinite(loss) for loss in history)
+    after = _tail_state(encoder)
+    assert all(not torch.equal(before[name], after[name]) for name in before)
 
 
 def test_nothing_to_adapt_without_stages_6_or_7():

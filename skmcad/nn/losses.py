@@ -37,7 +37,7 @@ def nt_xent(z1, z2, temperature, negatives=None):
     return F.cross_entropy(similarity, positives)
 
 
-def mean_shifted_contrast(z1, z2, centre, temperature):
+def mean_shifted_contrast(z1, z2, centre, temperature, negatives=None):
     """Mean-shifted contrastive loss (Reiss and Hoshen, AAAI 2023), which adapts pretrained
     features to one normal class without collapsing them.
 
@@ -53,6 +53,9 @@ def mean_shifted_contrast(z1, z2, centre, temperature):
     centre : Tensor of shape (D,)
         Unit vector, held fixed.
     temperature : float
+    negatives : Tensor of shape (M, D), optional
+        Embeddings shifted the same way and used as extra negatives only (never pulled to
+        the centre): views that should not look normal, such as rotated normal images.
 
     Returns
     -------
@@ -61,8 +64,10 @@ def mean_shifted_contrast(z1, z2, centre, temperature):
     """
     z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)  # (N, D)
     shifted1, shifted2 = (F.normalize(z - centre, dim=1) for z in (z1, z2))
+    if negatives is not None:
+        negatives = F.normalize(F.normalize(negatives, dim=1) - centre, dim=1)  # (M, D)
     compactness = (2.0 - z1 @ centre - z2 @ centre).mean()
-    return nt_xent(shifted1, shifted2, temperature) + compactness
+    return nt_xent(shifted1, shifted2, temperature, negatives) + compactness
 
 
 def memory_consistency(features, retrieved):
