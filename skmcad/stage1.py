@@ -171,6 +171,11 @@ ADAPT_GREY = 0.0
 # images that are not square) as an extra negative of the contrast: +0.001 of mean AUROC on
 # CIFAR-10 at 160 px for a third more fit time, so off (docs/benchmarks.md).
 ADAPT_ROTATED_NEGATIVES = False
+# Weight of a pull of the tail's weights towards the pretrained ones (L2-SP: the loss adds
+# this times the squared distance between them), against drifting from ImageNet's features:
+# with it neither a higher learning rate nor a longer adaptation scored above the default on
+# CIFAR-10 at 160 px, so 0 (docs/benchmarks.md).
+ADAPT_ANCHOR = 0.0
 
 
 def _views(X, generator, batch_size):
@@ -218,7 +223,8 @@ def adapt_backbone(encoder, X, steps, generator, verbose=0):
     Each image has ``2 + ADAPT_CROPS`` views (:func:`_views`), run once through the frozen
     stages; each step then runs the tail only, on two different views of each image (and,
     with ``ADAPT_ROTATED_NEGATIVES``, on a turned copy of it, a negative). The centre is the
-    unit mean of the images' initial embeddings, fixed. The tail is frozen again on return.
+    unit mean of the images' initial embeddings, fixed; ``ADAPT_ANCHOR`` pulls the tail's
+    weights towards the pretrained ones. The tail is frozen again on return.
     """
     if steps == 0 or not getattr(encoder, "tail_stages", None):
         return []
@@ -237,6 +243,7 @@ def adapt_backbone(encoder, X, steps, generator, verbose=0):
     with torch.no_grad():
         centre = F.normalize(torch.cat([_pooled_embedding(encoder, part) for part in
                                         views[0].split(config.batch_size)]).mean(0), dim=0)
+    pretrained = [p.detach().clone() for p in encoder.tail.parameters()]
     encoder.tail.requires_grad_(True)
     optimizer = torch.optim.Adam(encoder.tail.parameters(), lr=config.learning_rate,
                                  weight_decay=config.weight_decay)
@@ -250,8 +257,12 @@ def adapt_backbone(encoder, X, steps, generator, verbose=0):
         if rotated is not None:
             batch.append(rotated[index])
         z = _pooled_embedding(encoder, torch.cat(batch)).split(len(index))  # (B, C) each
-        return mean_shifted_contrast(z[0], z[1], centre, config.temperature,
+        loss = mean_shifted_contrast(z[0], z[1], centre, config.temperature,
                                      z[2] if rotated is not None else None)
+        if ADAPT_ANCHOR:
+            loss = loss + ADAPT_ANCHOR * sum((p - p0).pow(2).sum() for p, p0 in
+                                             zip(encoder.tail.parameters(), pretrained))
+        return loss
 
     try:
         return run_epochs(step_loss, views[0], config, optimizer, generator, "backbone")

@@ -225,6 +225,21 @@ def test_adaptation_with_rotated_negatives_trains_the_tail(digits, monkeypatch):
     assert all(not torch.equal(before[name], after[name]) for name in before)
 
 
+def test_anchor_keeps_the_tail_nearer_its_pretrained_weights(digits, monkeypatch):
+    images, y = digits
+    x = torch.from_numpy(images[y == 0][:64])[:, None]
+
+    def drift(anchor):
+        monkeypatch.setattr(stage1, "ADAPT_ANCHOR", anchor)
+        encoder = PretrainedEncoder([7], [0.3], [0.3], input_size=32)
+        before = _tail_state(encoder)
+        adapt_backbone(encoder, x, 4, torch.Generator().manual_seed(0))
+        return sum(float((p - before[name]).pow(2).sum())
+                   for name, p in encoder.tail.named_parameters())
+
+    assert drift(1e4) < 0.5 * drift(0.0)
+
+
 def test_nothing_to_adapt_without_stages_6_or_7():
     encoder = PretrainedEncoder([4, 5], [0.5], [0.2], input_size=32)
     assert adapt_backbone(encoder, torch.randn(8, 1, 8, 8), 3, torch.Generator()) == []
