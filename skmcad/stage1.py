@@ -243,7 +243,7 @@ def adapt_backbone(encoder, X, steps, generator, verbose=0):
     with torch.no_grad():
         centre = F.normalize(torch.cat([_pooled_embedding(encoder, part) for part in
                                         views[0].split(config.batch_size)]).mean(0), dim=0)
-    pretrained = [p.detach().clone() for p in encoder.tail.parameters()]
+    pretrained = [p.detach().clone() for p in encoder.tail.parameters()] if ADAPT_ANCHOR else []
     encoder.tail.requires_grad_(True)
     optimizer = torch.optim.Adam(encoder.tail.parameters(), lr=config.learning_rate,
                                  weight_decay=config.weight_decay)

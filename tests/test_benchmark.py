@@ -365,6 +365,13 @@ def test_unbalanced_training_set_draws_anomalies_from_the_chosen_classes():
         choose_labelled_classes(y, 3, 10)
 
 
+def test_load_tasks_loads_the_classes_named_and_yields_one_task_per_class_and_seed():
+    tasks = list(Digits().load_tasks(" 4, 7", seeds=(0, 1)))
+    assert [(t.subset, t.seed) for t in tasks] == [("4", 0), ("4", 1), ("7", 0), ("7", 1)]
+    with pytest.raises(ValueError, match="no class"):
+        Digits().load_tasks("4,12")
+
+
 def test_unbalanced_digits_tasks_keep_the_test_split_whole():
     one_class, unbalanced = Digits(), Digits(anomaly_ratio=0.05, n_labelled_classes=3)
     one_class.load(["4"])

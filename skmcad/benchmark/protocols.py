@@ -310,6 +310,12 @@ class Protocol:
         """Yield one :class:`Task` per subset and seed (after :meth:`load`)."""
         raise NotImplementedError
 
+    def load_tasks(self, classes, seeds=(0,)):
+        """The tasks of the subsets named by ``classes`` (a ``--classes`` value), loaded."""
+        subsets = self.parse_subsets(classes)
+        self.load(subsets)
+        return self.tasks(subsets, list(seeds))
+
 
 class OneClassImages(Protocol):
     """One-class (or, with ``anomaly_ratio``, unbalanced) protocol on a labelled image

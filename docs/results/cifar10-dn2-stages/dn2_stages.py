@@ -34,12 +34,9 @@ def pooled(backbone, X):
 
 def main(data_dir, out, classes="0,1,2,3,4,5,6,7,8,9"):
     torch.set_num_threads(2)
-    protocol = Cifar10(data_dir, max_train=1000, max_test=2000)
-    subsets = classes.split(",")
-    protocol.load(subsets)
     backbone = _load_backbone("efficientnet-lite0", 8, torch.device("cpu"))
     rows = []
-    for task in protocol.tasks(subsets, [0]):
+    for task in Cifar10(data_dir, max_train=1000, max_test=2000).load_tasks(classes):
         train, test = pooled(backbone, task.X_fit), pooled(backbone, task.X_eval)
         row = {"class": int(task.subset)}
         for name, stages in LAYERS.items():

@@ -40,11 +40,8 @@ def scores(train, test):
 
 
 def main(data_dir, out, classes="0,1,2,3,4,5,6,7,8,9"):
-    protocol = Cifar10(data_dir, max_train=1000, max_test=2000)
-    subsets = classes.split(",")
-    protocol.load(subsets)
     rows = []
-    for task in protocol.tasks(subsets, [0]):
+    for task in Cifar10(data_dir, max_train=1000, max_test=2000).load_tasks(classes):
         X, y = task.X_eval, task.y_eval
         mcad = MCADDetector(random_state=0, n_jobs=2).fit(task.X_fit)
         knn = FeatureKNN(input_size=160, n_jobs=2).fit(task.X_fit)

@@ -31,11 +31,9 @@ def aurocs(y, detector, X, name):
 
 
 def main(data_dir, out, classes="0,1,2,3,4,5,6,7,8,9", max_train=1000, max_test=2000):
-    protocol = Cifar10(data_dir, max_train=int(max_train), max_test=int(max_test))
-    subsets = classes.split(",")
-    protocol.load(subsets)
     rows = []
-    for task in protocol.tasks(subsets, [0]):
+    protocol = Cifar10(data_dir, max_train=int(max_train), max_test=int(max_test))
+    for task in protocol.load_tasks(classes):
         X, y = task.X_eval, task.y_eval
         mcad = MCADDetector(random_state=0, n_jobs=2).fit(task.X_fit)
         knn = FeatureKNN(input_size=160, n_jobs=2).fit(task.X_fit)

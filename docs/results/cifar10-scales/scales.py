@@ -25,11 +25,8 @@ def pooled_scales(detector, X):
 
 
 def main(data_dir, out, classes="0,1,2,3,4,5,6,7,8,9"):
-    protocol = Cifar10(data_dir, max_train=1000, max_test=2000)
-    subsets = classes.split(",")
-    protocol.load(subsets)
     rows = []
-    for task in protocol.tasks(subsets, [0]):
+    for task in Cifar10(data_dir, max_train=1000, max_test=2000).load_tasks(classes):
         detector = MCADDetector(random_state=0, n_jobs=2).fit(task.X_fit)
         y, pooled = task.y_eval, pooled_scales(detector, task.X_eval)
         weights = detector.scorer_.scale_weights.numpy()
