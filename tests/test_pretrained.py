@@ -214,15 +214,19 @@ def test_rotated_turns_each_image_by_a_quarter_half_or_three_quarters():
 
 
 def test_adaptation_with_rotated_negatives_trains_the_tail(digits, monkeypatch):
-    monkeypatch.setattr(stage1, "ADAPT_ROTATED_NEGATIVES", True)
     images, y = digits
     x = torch.from_numpy(images[y == 0][:64])[:, None]
+    plain = adapt_backbone(PretrainedEncoder([7], [0.3], [0.3], input_size=32), x, 2,
+                           torch.Generator().manual_seed(0))
+    monkeypatch.setattr(stage1, "ADAPT_ROTATED_NEGATIVES", True)
     encoder = PretrainedEncoder([7], [0.3], [0.3], input_size=32)
     before = _tail_state(encoder)
     history = adapt_backbone(encoder, x, 2, torch.Generator().manual_seed(0))
     assert len(history) == 2 and all(math.isfinite(loss) for loss in history)
     after = _tail_state(encoder)
     assert all(not torch.equal(before[name], after[name]) for name in before)
+    # the turned images are in the contrast: 64 more negatives in every denominator
+    assert history[0] > plain[0] + 0.1
 
 
 def test_anchor_keeps_the_tail_nearer_its_pretrained_weights(digits, monkeypatch):
