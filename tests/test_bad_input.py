@@ -65,6 +65,8 @@ PARAM_CASES = [
     ("memory_size=0", dict(memory_size=0), X_TAB, ValueError, "'memory_size' parameter"),
     ("bank_size=0", dict(bank_size=0), X_TAB, ValueError, "'bank_size' parameter"),
     ("bank_size=2.5", dict(bank_size=2.5), X_TAB, ValueError, "'bank_size' parameter"),
+    ("bank_coreset='kmeans'", dict(bank_coreset="kmeans"), X_TAB, ValueError,
+     "'bank_coreset' parameter"),
     ("stage1_epochs=-1", dict(stage1_epochs=-1), X_TAB, ValueError, "'stage1_epochs' parameter"),
     ("stage2_epochs=-1", dict(stage2_epochs=-1), X_TAB, ValueError,
      "'stage2_epochs' parameter"),

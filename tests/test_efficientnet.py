@@ -3,10 +3,12 @@ import sys
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from skmcad.nn.efficientnet import (
     STAGE_CHANNELS,
     STAGE_REDUCTION,
+    Conv2dSame,
     EfficientNetLite,
     fuse_bn,
     load_pretrained,
@@ -68,6 +70,25 @@ def test_stage_shapes(full, size):
         h = math.ceil(size / STAGE_REDUCTION[s - 1])
         assert f.shape == (2, STAGE_CHANNELS[s - 1], h, h)
         assert torch.isfinite(f).all()
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+@pytest.mark.parametrize("groups", [1, 4])
+@pytest.mark.parametrize("shape", [(10, 10), (9, 9), (10, 7), (7, 12)])
+def test_same_padding_matches_tensorflow(kernel, groups, shape):
+    """TensorFlow's 'same' convolution written out: the input zero-padded, the odd pixel of
+    the padding at the bottom/right, then an unpadded convolution."""
+    torch.manual_seed(0)
+    conv = Conv2dSame(4, 8, kernel, stride=2, groups=groups, bias=True)
+    x = torch.randn(2, 4, *shape)
+    pads = []
+    for size in reversed(shape):  # F.pad wants the last dimension first
+        total = max((math.ceil(size / 2) - 1) * 2 + kernel - size, 0)
+        pads += [total // 2, total - total // 2]
+    expected = F.conv2d(F.pad(x, pads), conv.weight, conv.bias, stride=2, groups=groups)
+    out = conv(x)
+    assert out.shape == (2, 8, math.ceil(shape[0] / 2), math.ceil(shape[1] / 2))
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_odd_input_size(full):

@@ -82,3 +82,53 @@ def test_two_pass_search_only_for_large_banks_on_native_bfloat16(monkeypatch):
     monkeypatch.setattr(neighbour_memory, "TWO_PASS_MIN_BANK", len(memory.bank))
     with pytest.raises(AssertionError, match="two-pass"):
         memory.nearest(queries)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+@pytest.mark.parametrize("passes", ["one", "two"])
+def test_search_in_chunks_reads_each_querys_own_neighbour(monkeypatch, metric, passes):
+    """Queries searched a few at a time (7 a chunk, the last one shorter) find what a loop
+    over the queries finds, each passing over its own sample's vectors."""
+    monkeypatch.setattr(neighbour_memory, "CHUNK_ELEMENTS", 7 * 600)
+    monkeypatch.setattr(neighbour_memory, "native_bfloat16", lambda device: passes == "two")
+    monkeypatch.setattr(neighbour_memory, "TWO_PASS_MIN_BANK", 1)
+    vectors = _bank()
+    owners = torch.arange(len(vectors)) // 4
+    memory = NearestNeighbourMemory(16, metric, bank_size=600, n_neighbours=2)
+    memory.initialize_from(vectors[:, :, None, None], owners=owners)
+    # each query next to a vector of its own sample, so that passing over it matters
+    query_owners = torch.randint(150, (50,), generator=torch.Generator().manual_seed(2))
+    queries = vectors[4 * query_owners] + 0.01 * _bank(n=50, seed=1)
+    expected = []
+    for query, own in zip(queries, query_owners):
+        if metric == "cosine":
+            distance = 1 - F.normalize(vectors, dim=1) @ F.normalize(query, dim=0)
+        else:
+            distance = (vectors - query).norm(dim=1)
+        distance[owners == own] = torch.inf
+        expected.append(distance.argsort()[1])  # the 2nd nearest
+    assert torch.equal(memory.nearest(queries, owners=query_owners), torch.stack(expected))
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_greedy_bank_keeps_a_covering_subset_with_its_owners(metric):
+    """A rare cluster (5 of 600 vectors) is in a greedy bank of 12, and every kept vector
+    keeps the name of the sample it came from."""
+    generator = torch.Generator().manual_seed(0)
+    common = torch.randn(595, 16, generator=generator) * 0.1 + 1.0
+    rare = torch.randn(5, 16, generator=generator) * 0.1 - 1.0
+    vectors = torch.cat([common, rare])
+    owners = torch.arange(600)
+    memory = NearestNeighbourMemory(16, metric, bank_size=12, coreset="greedy")
+    memory.initialize_from(vectors[:, :, None, None], generator, owners=owners)
+    assert len(memory.bank) == 12
+    torch.testing.assert_close(memory.bank, vectors[memory.owners])
+    assert (memory.owners >= 595).any()  # the rare cluster is covered
+    random = NearestNeighbourMemory(16, metric, bank_size=12)
+    random.initialize_from(vectors[:, :, None, None], torch.Generator().manual_seed(0))
+    assert not (random.bank[:, 0] < 0).any()  # a random 12 of 600 misses it (p = 0.9)
+
+
+def test_unknown_coreset_is_refused():
+    with pytest.raises(ValueError, match="coreset must be"):
+        NearestNeighbourMemory(4, coreset="kmeans")

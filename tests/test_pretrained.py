@@ -316,3 +316,23 @@ def test_bank_size_caps_every_knn_bank_with_a_sample_of_the_full_one(digits):
         assert distances.min(dim=1).values.max() < 1e-4  # every kept vector is a stored one
     assert not np.allclose(capped.decision_function(images[100:120]),
                            full.decision_function(images[100:120]))
+
+
+def test_greedy_bank_covers_the_training_positions_better_than_a_random_one(digits):
+    images, _ = digits
+    params = dict(input_size=32, memory_size=4, stage1_epochs=0, stage2_epochs=0,
+                  adapt_steps=0, batch_size=16, random_state=0)
+    full = MCADDetector(**params).fit(images[:60])
+    random = MCADDetector(bank_size=20, bank_coreset="random", **params).fit(images[:60])
+    greedy = MCADDetector(bank_size=20, bank_coreset="greedy", **params).fit(images[:60])
+
+    def farthest(bank, every):  # the largest cosine distance of a training vector to the bank
+        cosine = F.normalize(every.float(), dim=1) @ F.normalize(bank.float(), dim=1).T
+        return (1 - cosine.max(dim=1).values).max().item()
+
+    stage_bank, image_bank = 0, -1  # the greedy option is the stages' banks' alone
+    every = full.network_.memories[stage_bank].bank  # (N, C), all training positions
+    assert len(greedy.network_.memories[stage_bank].bank) == 20
+    assert farthest(greedy.network_.memories[stage_bank].bank, every) < 0.8 * farthest(
+        random.network_.memories[stage_bank].bank, every)
+    assert greedy.network_.memories[image_bank].coreset == "random"  # read by its 5th nearest

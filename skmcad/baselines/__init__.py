@@ -19,9 +19,10 @@ measures what MCAD's training adds:
   position scores its Mahalanobis distance, an image the maximum of its smoothed map.
 """
 
+from ..nn.coreset import greedy_coreset
 from ._frozen_backbone import backbone_input
 from .feature_knn import FeatureKNN
 from .padim import PaDiM
-from .patchcore import PatchCore, greedy_coreset
+from .patchcore import PatchCore
 
 __all__ = ["FeatureKNN", "PatchCore", "PaDiM", "greedy_coreset", "backbone_input"]

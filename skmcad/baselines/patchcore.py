@@ -10,54 +10,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._detector import _resolve_device
+from ..nn.coreset import greedy_coreset
 from ..nn.positions import positions
 from ..nn.pretrained_encoder import DEFAULT_INPUT_SIZE, frozen_stage_maps, local_average
 from ..threads import with_torch_threads
 
 from ._frozen_backbone import _load_backbone, _PatchMapDetector, _row_chunks
-
-PROJECTION_DIM = 128  # PatchCore's random projection for the greedy coreset
-
-
-def greedy_coreset(features, n_select, random_state=None, projection_dim=PROJECTION_DIM):
-    """PatchCore's approximate greedy k-center coreset.
-
-    Features are randomly projected to ``projection_dim`` dimensions (when they have more);
-    from a random first point, the point farthest from the points chosen so far is added,
-    ``n_select`` times.
-
-    Parameters
-    ----------
-    features : Tensor of shape (n, d)
-    n_select : int
-        Points to choose, at most n.
-    random_state : int, RandomState instance or None
-        Seeds the projection and the first point.
-    projection_dim : int, default=128
-
-    Returns
-    -------
-    Tensor of shape (n_select,), int64
-        Indices of the chosen rows, in the order chosen.
-    """
-    rng = check_random_state(random_state)
-    generator = torch.Generator().manual_seed(int(rng.randint(2 ** 31)))
-    points = features.float()
-    if points.shape[1] > projection_dim:
-        projection = torch.randn(points.shape[1], projection_dim, generator=generator)
-        points = points @ (projection / projection_dim ** 0.5).to(points.device)
-    squared_norms = (points * points).sum(dim=1)
-    nearest = torch.full_like(squared_norms, float("inf"))  # squared distance to the coreset
-    chosen = torch.empty(n_select, dtype=torch.long, device=points.device)
-    index = torch.tensor(int(rng.randint(len(points))), device=points.device)
-    for i in range(n_select):  # indices stay tensors: no device sync per step on GPU
-        chosen[i] = index
-        distances = torch.addmv(squared_norms + squared_norms[index], points, points[index],
-                                alpha=-2.0)
-        torch.minimum(nearest, distances, out=nearest)
-        index = nearest.argmax()
-    return chosen
-
 
 class PatchCore(_PatchMapDetector):
     """Memory bank of frozen mid-level patch features (PatchCore).

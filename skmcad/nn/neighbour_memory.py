@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .coreset import greedy_coreset
 from .positions import positions
 from .pretrained_encoder import native_bfloat16
 
@@ -18,11 +19,19 @@ from .pretrained_encoder import native_bfloat16
 # neighbour is not among the candidates.
 TWO_PASS_MIN_BANK = 4096
 PRESELECT = 8
-# The most training vectors a bank keeps, by default (the detector's ``bank_size``): on three
-# CIFAR-10 classes at 160 px 4,096 scored as this and 1.6 times as fast (docs/benchmarks.md,
-# "How many training positions the banks keep"); on Magnetic Tile defects (64 positions an
-# image) 4,096 lost 0.058 of image AUROC and this scored as a bank of every position.
+# The most training vectors a bank keeps, by default (the detector's ``bank_size="auto"``):
+# a random sample of that many for banks read by their k-th nearest vector (a density), a
+# greedy coreset of CORESET_BANK_SIZE for those read by the nearest. On Magnetic Tile defects
+# (64 positions an image) a random 4,096 lost 0.058 of image AUROC where 16,384 scored as a
+# bank of every position, and a greedy 4,096 scored as 16,384; on CIFAR-10 at 160 px the
+# greedy 4,096 scored as the random 16,384 and 1.4 times as fast (docs/benchmarks.md,
+# "Greedy coreset banks").
 BANK_SIZE = 16384
+CORESET_BANK_SIZE = 4096
+# Queries are searched in chunks whose (queries, bank) similarity matrix holds about this many
+# elements (8 MiB in bfloat16; 256 queries against a bank of 16,384): the fastest of 2^20 to
+# 2^26 on 2 cores, where chunks of 4,096 queries against 16,384 took 1.3 times as long.
+CHUNK_ELEMENTS = 2 ** 22
 
 
 class NearestNeighbourMemory(nn.Module):
@@ -58,12 +67,19 @@ class NearestNeighbourMemory(nn.Module):
         ``neighbour_fraction``.
     neighbour_fraction : float or None
         Which neighbour a read returns, as a fraction of the bank's length (see above).
+    coreset : {"random", "greedy"}
+        Which ``bank_size`` vectors are kept of more: a random sample, or PatchCore's greedy
+        coreset (:func:`skmcad.nn.coreset.greedy_coreset`, by the bank's ``metric``), which
+        leaves no training vector far from the bank but not their density, so it suits
+        nearest-neighbour reads (``n_neighbours=1``).
     """
 
     def __init__(self, dim, metric="cosine", bank_size=BANK_SIZE, n_neighbours=1,
-                 neighbour_fraction=None):
+                 neighbour_fraction=None, coreset="random"):
         super().__init__()
-        self.metric, self.bank_size = metric, int(bank_size)
+        if coreset not in ("random", "greedy"):
+            raise ValueError(f"coreset must be 'random' or 'greedy'; got {coreset!r}.")
+        self.metric, self.bank_size, self.coreset = metric, int(bank_size), coreset
         self.n_neighbours = int(n_neighbours)
         self.neighbour_fraction = neighbour_fraction
         self.register_buffer("bank", torch.zeros(1, dim))
@@ -77,12 +93,21 @@ class NearestNeighbourMemory(nn.Module):
         ``owners`` (B*H*W,), if given, names the training sample of each vector."""
         vectors = positions(features)  # (N, C)
         if len(vectors) > self.bank_size:
-            keep = torch.randperm(len(vectors), generator=generator,
-                                  device=vectors.device)[:self.bank_size]
+            keep = self._kept(vectors, generator)
             vectors = vectors[keep]
             owners = None if owners is None else owners[keep]
         self.bank = vectors.to(self.bank.dtype).clone()
         self.owners = owners
+
+    def _kept(self, vectors, generator):
+        """Indices of the ``bank_size`` rows of ``vectors`` (N, C) the bank keeps."""
+        if self.coreset == "random":
+            return torch.randperm(len(vectors), generator=generator,
+                                  device=vectors.device)[:self.bank_size]
+        seed = torch.randint(2 ** 31, (1,), generator=generator, device=vectors.device).item()
+        if self.metric == "cosine":  # euclidean distances between unit vectors: cosine order
+            vectors = F.normalize(vectors.float(), dim=1)
+        return greedy_coreset(vectors, self.bank_size, random_state=seed)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # the bank's length is known only once it is filled: take the saved one's
@@ -99,13 +124,14 @@ class NearestNeighbourMemory(nn.Module):
             return self.n_neighbours
         return max(self.n_neighbours, int(round(self.neighbour_fraction * len(self.bank))))
 
-    def nearest(self, queries, chunk=4096, owners=None):
+    def nearest(self, queries, owners=None):
         """Index of the nearest (the ``n_neighbours``-th nearest) stored vector of each row
         of ``queries`` (N, C); with ``owners`` (N,), the stored vectors of the query's own
         sample are passed over."""
         cosine = self.metric == "cosine"
         bank = F.normalize(self.bank, dim=1) if cosine else self.bank
         k = min(self.neighbours_read, len(bank))
+        chunk = max(1, CHUNK_ELEMENTS // len(bank))
         two_pass = (cosine and len(bank) >= TWO_PASS_MIN_BANK
                     and native_bfloat16(bank.device))
         coarse_bank = bank.to(torch.bfloat16) if two_pass else None

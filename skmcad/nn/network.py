@@ -14,7 +14,7 @@ from .encoders import build_encoder
 from .grid_memory import GridMemory
 from .heads import ProjectionHead
 from .hopfield_memory import HopfieldMemory
-from .neighbour_memory import BANK_SIZE, NearestNeighbourMemory
+from .neighbour_memory import BANK_SIZE, CORESET_BANK_SIZE, NearestNeighbourMemory
 
 
 # The learnable memories a scale can have.
@@ -60,8 +60,14 @@ class MCADNetwork(nn.Module):
     input_neighbour_fraction : float or None
         That ``k`` as a fraction of the rows in the scale's bank (at least
         ``input_neighbours``); None reads the ``input_neighbours``-th.
-    bank_size : int
-        The most training vectors each kNN bank keeps.
+    bank_size : int or "auto"
+        The most training vectors each kNN bank keeps; "auto": ``CORESET_BANK_SIZE`` for a
+        bank that keeps a greedy coreset, ``BANK_SIZE`` for the others.
+    bank_coreset : {"greedy", "random"}
+        How the bank of a learned scale without memory keeps ``bank_size`` of more training
+        positions (:class:`~skmcad.nn.neighbour_memory.NearestNeighbourMemory`'s
+        ``coreset``); the other banks, read by their k-th nearest vector, keep a random
+        sample, which keeps the density that k measures.
 
     Notes
     -----
@@ -84,7 +90,7 @@ class MCADNetwork(nn.Module):
     def __init__(self, encoder, n_scales, memory_sizes, beta, use_memory=True,
                  distance="cosine", proj_dim=64, input_neighbours=INPUT_NEIGHBOURS,
                  memory="hopfield", input_neighbour_fraction=INPUT_NEIGHBOUR_FRACTION,
-                 bank_size=BANK_SIZE):
+                 bank_size="auto", bank_coreset="greedy"):
         super().__init__()
         self.encoder = encoder
         self.n_scales = n_scales
@@ -94,7 +100,12 @@ class MCADNetwork(nn.Module):
         self.scale_kinds = list(kinds[-n_scales:])
         self.learned_scales = [kind == "learned" for kind in self.scale_kinds]
         memories = []
-        bank = partial(NearestNeighbourMemory, metric=distance, bank_size=bank_size)
+        random_size = BANK_SIZE if bank_size == "auto" else bank_size
+        greedy = bank_coreset == "greedy"
+        nearest_size = CORESET_BANK_SIZE if bank_size == "auto" and greedy else random_size
+        bank = partial(NearestNeighbourMemory, metric=distance, bank_size=random_size)
+        nearest_bank = partial(NearestNeighbourMemory, metric=distance, bank_size=nearest_size,
+                               coreset=bank_coreset)
         for k, c, kind in zip(memory_sizes, channels, self.scale_kinds):
             if kind == "neighbours":
                 memories.append(bank(c, n_neighbours=input_neighbours,
@@ -105,8 +116,8 @@ class MCADNetwork(nn.Module):
                 memories.append(GridMemory(k, c))
             elif use_memory:
                 memories.append(HopfieldMemory(k, c, beta))
-            else:
-                memories.append(bank(c))
+            else:  # each position reads its nearest training position: a coreset suits it
+                memories.append(nearest_bank(c))
         together = float(max(n_scales - 1, 1))
         self.scale_prior = [INPUT_NEIGHBOURS_PRIOR * together if kind == "neighbours"
                             else together if kind == "image" else 1.0
@@ -166,7 +177,7 @@ def memory_sizes(memory_size, n_scales):
 
 
 def build_network(layout, config, beta, use_memory, input_statistics=None, distance="auto",
-                  memory="hopfield", bank_size=BANK_SIZE):
+                  memory="hopfield", bank_size="auto", bank_coreset="greedy"):
     """The full stage-1 network for ``layout`` and the resolved ``config``
     (:func:`skmcad.presets.resolve_params`), validated against the encoder's depth.
 
@@ -182,4 +193,4 @@ def build_network(layout, config, beta, use_memory, input_statistics=None, dista
     if config.get("image_scale"):  # the pretrained encoder's image scale: a kNN bank
         n_scales, sizes = n_scales + 1, sizes + [1]
     return MCADNetwork(encoder, n_scales, sizes, beta, use_memory, distance, memory=memory,
-                       bank_size=bank_size)
+                       bank_size=bank_size, bank_coreset=bank_coreset)
