@@ -116,21 +116,15 @@ def train_stage1(network, X, config, generator, anomalies=None):
     return history
 
 
-# A greedy coreset bank is drawn from a random sample of at most this many times its size of
-# the training positions: each of its steps passes over the whole sample, so the sample
-# bounds the fit time (about 10 s a scale for a bank of 4,096 on 2 cores).
-CORESET_POOL = 8
-
-
 @torch.no_grad()
 def finalize_memories(frozen, rows, generator):
     """Fill the kNN banks (the input scale of tables, the image scale, every scale without
     a learned memory) with the features of the training rows ``rows`` of ``frozen`` (a
     :class:`~skmcad.frozen_features.FrozenFeatures`), after stage 1.
 
-    Each batch contributes its share of a random ``bank_size`` of the training positions
-    (``CORESET_POOL`` times that for a bank that keeps a greedy coreset, drawn from them),
-    so the banks never hold more than that at once. Each stored vector keeps the row it
+    Each batch contributes its share of a random ``pool_size`` of the training positions
+    (the bank's size, or more for a greedy coreset drawn from them), so the banks never
+    hold more than that at once. Each stored vector keeps the row it
     came from (for :func:`skmcad.nn.neighbour_memory.leave_one_out`).
     """
     network = frozen.network
@@ -146,8 +140,8 @@ def finalize_memories(frozen, rows, generator):
             if not bank:
                 continue
             vectors = positions(f)  # (B*H*W, C)
-            pool = memory.bank_size * (CORESET_POOL if memory.coreset == "greedy" else 1)
-            share = -(-pool * len(vectors) // (len(rows) * f.shape[2] * f.shape[3]))
+            share = -(-memory.pool_size * len(vectors)
+                      // (len(rows) * f.shape[2] * f.shape[3]))
             pick = torch.randperm(len(vectors), generator=generator,
                                   device=vectors.device)[:share]
             parts.append(vectors[pick])

@@ -28,6 +28,10 @@ PRESELECT = 8
 # "Greedy coreset banks").
 BANK_SIZE = 16384
 CORESET_BANK_SIZE = 4096
+# A greedy coreset bank is drawn from a random sample of at most this many times its size of
+# the training positions: each of its steps passes over the whole sample, so the sample
+# bounds the fit time (about 10 s a scale for a bank of 4,096 on 2 cores).
+CORESET_POOL = 8
 # Queries are searched in chunks whose (queries, bank) similarity matrix holds about this many
 # elements (8 MiB in bfloat16; 256 queries against a bank of 16,384): the fastest of 2^20 to
 # 2^26 on 2 cores, where chunks of 4,096 queries against 16,384 took 1.3 times as long.
@@ -115,6 +119,12 @@ class NearestNeighbourMemory(nn.Module):
         if saved is not None:
             self.bank = torch.empty_like(saved, dtype=self.bank.dtype, device=self.bank.device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @property
+    def pool_size(self):
+        """How many training vectors :meth:`initialize_from` should be offered (a random
+        sample of them): the bank's size, ``CORESET_POOL`` times it for a greedy coreset."""
+        return self.bank_size * (CORESET_POOL if self.coreset == "greedy" else 1)
 
     @property
     def neighbours_read(self):

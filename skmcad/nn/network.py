@@ -101,11 +101,10 @@ class MCADNetwork(nn.Module):
         self.learned_scales = [kind == "learned" for kind in self.scale_kinds]
         memories = []
         random_size = BANK_SIZE if bank_size == "auto" else bank_size
-        greedy = bank_coreset == "greedy"
-        nearest_size = CORESET_BANK_SIZE if bank_size == "auto" and greedy else random_size
+        nearest_size = (CORESET_BANK_SIZE if bank_size == "auto" and bank_coreset == "greedy"
+                        else random_size)
         bank = partial(NearestNeighbourMemory, metric=distance, bank_size=random_size)
-        nearest_bank = partial(NearestNeighbourMemory, metric=distance, bank_size=nearest_size,
-                               coreset=bank_coreset)
+        nearest_bank = partial(bank, bank_size=nearest_size, coreset=bank_coreset)
         for k, c, kind in zip(memory_sizes, channels, self.scale_kinds):
             if kind == "neighbours":
                 memories.append(bank(c, n_neighbours=input_neighbours,
