@@ -30,11 +30,13 @@ BANK_SIZE = 16384
 CORESET_BANK_SIZE = 4096
 # A greedy coreset bank is drawn from a random sample of at most this many times its size of
 # the training positions: each of its steps passes over the whole sample, so the sample
-# bounds the fit time (about 10 s a scale for a bank of 4,096 on 2 cores).
+# bounds the fit time (about 13 s a fit for two banks of 4,096 on CIFAR-10 at 160 px,
+# docs/benchmarks.md, "Greedy coreset banks").
 CORESET_POOL = 8
 # Queries are searched in chunks whose (queries, bank) similarity matrix holds about this many
-# elements (8 MiB in bfloat16; 256 queries against a bank of 16,384): the fastest of 2^20 to
-# 2^26 on 2 cores, where chunks of 4,096 queries against 16,384 took 1.3 times as long.
+# elements (8 MiB in bfloat16; 256 queries against a bank of 16,384): with banks of 16,384 the
+# default scored CIFAR-10 at 160 px 1.04-1.07 times as fast as with chunks of 4,096 queries
+# (docs/benchmarks.md, "Greedy coreset banks").
 CHUNK_ELEMENTS = 2 ** 22
 
 
