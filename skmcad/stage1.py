@@ -18,17 +18,25 @@ def augment(x, generator):
     return augment_rows(x, generator) if x.ndim == 2 else augment_images(x, generator)
 
 
+def _learns(memory):
+    return not isinstance(memory, NearestNeighbourMemory)
+
+
 def initialize_memories(network, X, generator, batch_size):
-    """Seed each memory with features of a random batch of the training data."""
+    """Seed each memory that learns with features of a random batch of the training data.
+
+    The kNN banks are left empty: stage 1 never reads them, and
+    :func:`finalize_memories` fills them from every training image afterwards.
+    """
+    learning = [_learns(memory) for memory in network.memories]
+    if not any(learning):
+        return
     index = torch.randperm(len(X), generator=generator, device=generator.device)[:batch_size]
     with torch.no_grad():
         features = network.features(X[index])
-    for memory, f in zip(network.memories, features):
-        memory.initialize_from(f.float(), generator)
-
-
-def _learns(memory):
-    return not isinstance(memory, NearestNeighbourMemory)
+    for memory, f, learns in zip(network.memories, features, learning):
+        if learns:
+            memory.initialize_from(f.float(), generator)
 
 
 def _memory_terms(memory, f, retrieved, attention, config):

