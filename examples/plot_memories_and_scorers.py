@@ -17,7 +17,7 @@ Here digits 0-4 are the normal class and 5-9 the anomalies (the first 450 digits
 and :class:`skmcad.model_selection.NormalTrainSplit` gives training folds of normal digits
 only: 2 memories x 3 scorers x 2 folds, twelve fits of the pretrained image default. Its
 backbone stays frozen here (``adapt_steps=0``): the adaptation would be the same in every fit
-and take most of its time. About 75 seconds on 2 CPU cores.
+and take most of its time. About 85 seconds on 2 CPU cores.
 """
 
 import matplotlib.pyplot as plt

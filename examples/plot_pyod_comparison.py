@@ -10,7 +10,7 @@ digit's images of the training half), and the whole test half is scored.
 
 The classical detectors get the flattened pixels, MCAD the images. On these 8x8 digits,
 pixel kNN is already near perfect; the package's benchmark (:doc:`/benchmarks`) shows where
-MCAD is ahead (CIFAR-10) and where it is not. About a minute on 2 CPU cores.
+MCAD is ahead (CIFAR-10) and where it is not. About 1.5 minutes on 2 CPU cores.
 """
 
 import time

@@ -11,7 +11,7 @@ Digits 0-4 are the normal class. The training set is the normal images of the fi
 digits plus labelled anomalies (digits 5-9) making up 1 % of it, drawn with
 :func:`skmcad.datasets.unbalanced_split`. The same images are also fitted without labels
 (the default one-class setting), and both detectors score the next 600 digits. Two fits,
-about two minutes on 2 CPU cores.
+about three minutes on 2 CPU cores.
 """
 
 import matplotlib.pyplot as plt
