@@ -66,8 +66,9 @@ class NearestNeighbourMemory(nn.Module):
         Channel count ``C`` of the feature map the memory reads.
     metric : {"cosine", "euclidean"}
         How the nearest stored vector is chosen (the detector's ``distance``).
-    bank_size : int
-        Most positions kept.
+    bank_size : int or "auto"
+        Most positions kept; "auto": ``CORESET_BANK_SIZE`` for a greedy coreset,
+        ``BANK_SIZE`` for a random sample.
     n_neighbours : int
         Which neighbour a read returns (1: the nearest); the least with
         ``neighbour_fraction``.
@@ -80,11 +81,13 @@ class NearestNeighbourMemory(nn.Module):
         nearest-neighbour reads (``n_neighbours=1``).
     """
 
-    def __init__(self, dim, metric="cosine", bank_size=BANK_SIZE, n_neighbours=1,
+    def __init__(self, dim, metric="cosine", bank_size="auto", n_neighbours=1,
                  neighbour_fraction=None, coreset="random"):
         super().__init__()
         if coreset not in ("random", "greedy"):
             raise ValueError(f"coreset must be 'random' or 'greedy'; got {coreset!r}.")
+        if bank_size == "auto":
+            bank_size = CORESET_BANK_SIZE if coreset == "greedy" else BANK_SIZE
         self.metric, self.bank_size, self.coreset = metric, int(bank_size), coreset
         self.n_neighbours = int(n_neighbours)
         self.neighbour_fraction = neighbour_fraction

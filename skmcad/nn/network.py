@@ -14,7 +14,7 @@ from .encoders import build_encoder
 from .grid_memory import GridMemory
 from .heads import ProjectionHead
 from .hopfield_memory import HopfieldMemory
-from .neighbour_memory import BANK_SIZE, CORESET_BANK_SIZE, NearestNeighbourMemory
+from .neighbour_memory import NearestNeighbourMemory
 
 
 # The learnable memories a scale can have.
@@ -61,8 +61,9 @@ class MCADNetwork(nn.Module):
         That ``k`` as a fraction of the rows in the scale's bank (at least
         ``input_neighbours``); None reads the ``input_neighbours``-th.
     bank_size : int or "auto"
-        The most training vectors each kNN bank keeps; "auto": ``CORESET_BANK_SIZE`` for a
-        bank that keeps a greedy coreset, ``BANK_SIZE`` for the others.
+        The most training vectors each kNN bank keeps; "auto": each bank's own default
+        (:class:`~skmcad.nn.neighbour_memory.NearestNeighbourMemory`: smaller for a greedy
+        coreset).
     bank_coreset : {"greedy", "random"}
         How the bank of a learned scale without memory keeps ``bank_size`` of more training
         positions (:class:`~skmcad.nn.neighbour_memory.NearestNeighbourMemory`'s
@@ -100,11 +101,8 @@ class MCADNetwork(nn.Module):
         self.scale_kinds = list(kinds[-n_scales:])
         self.learned_scales = [kind == "learned" for kind in self.scale_kinds]
         memories = []
-        random_size = BANK_SIZE if bank_size == "auto" else bank_size
-        nearest_size = (CORESET_BANK_SIZE if bank_size == "auto" and bank_coreset == "greedy"
-                        else random_size)
-        bank = partial(NearestNeighbourMemory, metric=distance, bank_size=random_size)
-        nearest_bank = partial(bank, bank_size=nearest_size, coreset=bank_coreset)
+        bank = partial(NearestNeighbourMemory, metric=distance, bank_size=bank_size)
+        nearest_bank = partial(bank, coreset=bank_coreset)
         for k, c, kind in zip(memory_sizes, channels, self.scale_kinds):
             if kind == "neighbours":
                 memories.append(bank(c, n_neighbours=input_neighbours,

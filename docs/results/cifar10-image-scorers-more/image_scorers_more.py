@@ -9,24 +9,15 @@ Usage: python image_scorers_more.py DATA OUT_CSV [CLASSES]  (the protocol of doc
 bfloat16 CIFAR-10 run: 1,000 training and 2,000 test images per class, seed 0).
 """
 import sys
-import numpy as np
-import pandas as pd
-import torch
-import torch.nn.functional as F
-from sklearn.metrics import roc_auc_score
+from pathlib import Path
 
-from skmcad import MCADDetector
-from skmcad.baselines import FeatureKNN
-from skmcad.benchmark.protocols import Cifar10
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cifar10-image-scorers"))
+from image_scorers import main  # noqa: E402  (the fits, the vectors and the table)
 
 K = 5
-
-
-def adapted_vectors(detector, X):
-    with torch.no_grad():
-        pooled = [detector.network_.features(batch)[-1].flatten(1).float()
-                  for batch in detector._standardised_batches(X, "vectors")]
-    return F.normalize(torch.cat(pooled), dim=1).numpy()
 
 
 def knn(train, test, k=K, self_excluded=False):
@@ -42,6 +33,7 @@ def unit(a):
 
 
 def scores(train, test):
+    train, test = train.astype(np.float64), test.astype(np.float64)
     out = {}
     v, i = knn(train, test)
     out["knn5"] = v[:, K - 1]
@@ -52,31 +44,12 @@ def scores(train, test):
     out["shifted5"] = knn(unit(train - c), unit(test - c))[0][:, K - 1]
     mu, sd = train.mean(0), train.std(0) + 1e-6
     out["zscore5"] = knn(unit((train - mu) / sd), unit((test - mu) / sd))[0][:, K - 1]
-    u, s, vt_ = np.linalg.svd(train - c, full_matrices=False)
+    components = np.linalg.svd(train - c, full_matrices=False)[2]  # (C, C), rows by variance
     for r in (1, 4):
-        P = vt_[r:].T
+        P = components[r:].T
         out[f"drop{r}pc"] = knn(unit((train - c) @ P), unit((test - c) @ P))[0][:, K - 1]
     return out
 
 
-def main(data_dir, out, classes="0,1,2,3,4,5,6,7,8,9"):
-    rows = []
-    for task in Cifar10(data_dir, max_train=1000, max_test=2000).load_tasks(classes):
-        X, y = task.X_eval, task.y_eval
-        mcad = MCADDetector(random_state=0, n_jobs=2).fit(task.X_fit)
-        fk = FeatureKNN(input_size=160, n_jobs=2).fit(task.X_fit)
-        row = {"class": int(task.subset), "mcad": roc_auc_score(y, mcad.decision_function(X))}
-        for name, vectors in (("adapted", lambda Z: adapted_vectors(mcad, Z)),
-                              ("frozen", fk.features)):
-            tr, te = vectors(task.X_fit).astype(np.float64), vectors(X).astype(np.float64)
-            for scorer, s in scores(tr, te).items():
-                row[f"{name}, {scorer}"] = roc_auc_score(y, s)
-        rows.append(row)
-        print({k: round(v, 4) for k, v in row.items()}, flush=True)
-        pd.DataFrame(rows).to_csv(out, index=False)
-    df = pd.DataFrame(rows)
-    print(df.mean().round(4).to_string())
-
-
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    main(*sys.argv[1:], scorers=scores)

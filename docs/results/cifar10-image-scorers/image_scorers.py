@@ -39,7 +39,8 @@ def scores(train, test):
     return out
 
 
-def main(data_dir, out, classes="0,1,2,3,4,5,6,7,8,9"):
+def main(data_dir, out, classes="0,1,2,3,4,5,6,7,8,9", scorers=scores):
+    """One row per class: MCAD's AUROC and each of ``scorers``(train, test) on both vectors."""
     rows = []
     for task in Cifar10(data_dir, max_train=1000, max_test=2000).load_tasks(classes):
         X, y = task.X_eval, task.y_eval
@@ -48,7 +49,7 @@ def main(data_dir, out, classes="0,1,2,3,4,5,6,7,8,9"):
         row = {"class": int(task.subset), "mcad": roc_auc_score(y, mcad.decision_function(X))}
         for name, vectors in (("adapted", lambda Z: adapted_vectors(mcad, Z)),
                               ("frozen", knn.features)):
-            for scorer, s in scores(vectors(task.X_fit), vectors(X)).items():
+            for scorer, s in scorers(vectors(task.X_fit), vectors(X)).items():
                 row[f"{name}, {scorer}"] = roc_auc_score(y, s)
         rows.append(row)
         print(row, flush=True)
